@@ -1,0 +1,1 @@
+"""Authentication and tenancy: JWT bearer tokens, scopes, the principal and its workspace filter."""

@@ -1,0 +1,1 @@
+"""Storage: declarative base, column types, the engine and the unit of work."""

@@ -1,0 +1,81 @@
+"""The engine and the unit of work (one transaction boundary).
+
+``Database.session()`` is the only place that commits: services only ``flush()``. Events appended
+during the transaction (``events.log.append``) are handed to the in-process bus *after* the commit
+succeeds (transactional outbox: written before anyone is told). On rollback nothing is published.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+if TYPE_CHECKING:
+    from overseer.events.bus import EventBus
+
+log = logging.getLogger(__name__)
+
+OUTBOX_KEY = "overseer.outbox"
+
+
+def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False) -> AsyncEngine:
+    """Create the async engine; on SQLite enable WAL, foreign keys and a busy timeout per connection."""
+    kwargs: dict[str, Any] = {"echo": echo}
+    if url.startswith("sqlite"):
+        kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
+    else:
+        kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
+    engine = create_async_engine(url, **kwargs)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_ms)}")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+    return engine
+
+
+class Database:
+    """Holds the engine, the session factory and the bus that committed events are published to."""
+
+    def __init__(self, engine: AsyncEngine, bus: EventBus) -> None:
+        self.engine = engine
+        self.bus = bus
+        self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """One unit of work: commit on success, roll back on error, then publish the outbox."""
+        async with self.sessionmaker() as session:
+            try:
+                yield session
+                await session.commit()
+            except BaseException:
+                await session.rollback()
+                raise
+            outbox = session.info.pop(OUTBOX_KEY, None)
+        if outbox:
+            self.bus.publish_many(outbox)
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only: never commits."""
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,1 @@
+"""The append-only event log, the in-process bus, and (later) the SSE stream."""

@@ -1,0 +1,35 @@
+"""The append-only ``events`` table: one immutable fact per row, ordered by its bigint id.
+
+The activity feed, the live stream (``Last-Event-ID`` = this id) and restore are all read from it.
+Rows are never updated or deleted by the application.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from overseer.clock import utcnow
+from overseer.db.base import Base, BigIntPK
+
+
+class Event(Base):
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    workspace_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    event_type: Mapped[str] = mapped_column(String(100))
+    entity_type: Mapped[str] = mapped_column(String(50))
+    entity_id: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_events_workspace_id_id", "workspace_id", "id"),
+        Index("ix_events_entity", "entity_type", "entity_id", "id"),
+        Index("ix_events_event_type_id", "event_type", "id"),
+    )

@@ -1,0 +1,1 @@
+"""Workspaces: the tenant boundary and a code directory."""
