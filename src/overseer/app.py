@@ -21,6 +21,7 @@ from overseer.db import migrate
 from overseer.db.engine import Database, make_engine
 from overseer.errors import install_error_handlers
 from overseer.events.bus import EventBus
+from overseer.idempotency import IdempotencyMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +30,24 @@ def _routers() -> list[Any]:
     from overseer.workspaces.routes import router as workspaces
 
     routers: list[Any] = [workspaces]
-    for mod in ("overseer.supervisors.routes", "overseer.workers.routes"):
+    for mod in ("overseer.supervisors.routes", "overseer.workers.routes", "overseer.ops.routes"):
         try:
             module = __import__(mod, fromlist=["router"])
         except ModuleNotFoundError as exc:
             if exc.name != mod:
                 raise
             continue
-        routers.extend(getattr(module, "routers", [module.router]))
+        routers.extend(module.routers if hasattr(module, "routers") else [module.router])
     return routers
+
+
+def _register_optional(runtime: Any) -> None:
+    """Components built in their own packages register themselves when present."""
+    try:
+        from overseer.runtime import supervisor_agent
+    except ModuleNotFoundError:
+        return
+    supervisor_agent.register(runtime)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, migrate_on_start: bool = True,
@@ -60,8 +70,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         runtime = None
         if start_runtime:
             from overseer.runtime.supervisor import Runtime
+            from overseer.runtime.workers import WorkerManager
 
             runtime = Runtime(db=db, settings=settings, clock=clock)
+            runtime.add("workers", WorkerManager(db=db, settings=settings, clock=clock))
+            _register_optional(runtime)
             await runtime.start()
         app.state.runtime = runtime
         try:
@@ -78,6 +91,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(IdempotencyMiddleware)
     for router in _routers():
         app.include_router(router)
 

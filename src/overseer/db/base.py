@@ -58,6 +58,7 @@ class Base(DeclarativeBase):
         uuid.UUID: Uuid(),
         datetime: UTCDateTime(),
         dict[str, Any]: JSONType,
+        list[dict[str, Any]]: JSONType,
     }
 
 

@@ -1,0 +1,1 @@
+"""Live operations: approvals, questions, signals, snapshot, feed, dispatch (live-operations-view-epic.md)."""

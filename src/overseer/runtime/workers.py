@@ -1,0 +1,516 @@
+"""The worker manager: owns this node's agent processes and the ingest half of the event pipeline.
+
+Data flow (ARCHITECTURE.md "How data flows")::
+
+    adapter sink ─► ingest queue ─► one transaction per batch: append events + apply to projections
+                                   (workers, pending_approvals, open_questions) ─► publish after commit
+
+Contracts:
+- Every :class:`AgentEvent` of every worker is appended to the event log (``entity_type="worker"``)
+  before anyone is told (the bus publishes after commit).
+- Events of one node are applied in arrival order by one consumer task; under load the consumer
+  drains up to ``batch_max`` queued events into one transaction (no commit per event).
+- Commands (send turn, pause, resume, terminate) commit their state change *before* acting on the
+  agent, so an agent event that arrives at once can never be overwritten by the command's older view.
+  The ingest path only moves RUNNING -> IDLE (turn ended) and live -> FAILED (process died).
+- A DB session is never held across an ``await`` on an agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from overseer.clock import Clock
+from overseer.config import Settings
+from overseer.db.engine import Database
+from overseer.errors import AgentUnavailable, Conflict
+from overseer.events import log as event_log
+from overseer.ops.models import ApprovalStatus, OpenQuestion, PendingApproval, QuestionStatus
+from overseer.runtime.agent import (
+    AgentBinaryError,
+    AgentConfig,
+    AgentError,
+    AgentEvent,
+    AgentFactory,
+    AgentSession,
+    ApprovalDecision,
+    EventSink,
+)
+from overseer.workers import states
+from overseer.workers.models import Worker, WorkerStatus
+from overseer.workspaces.models import Workspace
+
+log = logging.getLogger(__name__)
+S = WorkerStatus
+
+# Events too chatty for INFO logs; still appended to the log.
+_DELTA_TYPES = frozenset({"message.delta", "command.output_delta"})
+
+
+def default_agent_factory(config: AgentConfig, sink: EventSink) -> AgentSession:
+    """Build the adapter for ``config.kind`` (imported lazily: each pulls in its own protocol code)."""
+    if config.kind == "codex":
+        from overseer.runtime.codex.adapter import CodexSession
+
+        return CodexSession(config, sink)
+    from overseer.runtime.claude.adapter import ClaudeSession
+
+    return ClaudeSession(config, sink)
+
+
+def check_binary(path: str, *, setting: str) -> str:
+    """Return the resolved binary path or raise :class:`AgentUnavailable` naming ``setting``."""
+    resolved = shutil.which(path) if os.sep not in path else (path if os.access(path, os.X_OK) else None)
+    if not resolved:
+        raise AgentUnavailable(
+            f"Agent binary {path!r} not found or not executable; set {setting} or run `make agents`",
+            details={"setting": setting, "binary": path},
+        )
+    return resolved
+
+
+@dataclass
+class LiveAgent:
+    """One running agent process and what the manager knows about it."""
+
+    worker_id: uuid.UUID
+    workspace_id: uuid.UUID
+    session: AgentSession
+    config: AgentConfig
+    stopping: bool = False
+    thread_id: str | None = None
+    turn_id: str | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass
+class IngestStats:
+    events: int = 0
+    batches: int = 0
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+    def rate(self, window_s: float = 10.0) -> float:
+        """Events per second over the last ``window_s`` seconds (monotonic clock)."""
+        cutoff = time.monotonic() - window_s
+        n = sum(1 for t in self.recent if t >= cutoff)
+        return n / window_s
+
+
+class WorkerManager:
+    """Starts, watches and commands the agent processes of this node's workers."""
+
+    def __init__(self, *, db: Database, settings: Settings, clock: Clock,
+                 agent_factory: AgentFactory | None = None, batch_max: int = 500) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.agent_factory = agent_factory or default_agent_factory
+        self.batch_max = batch_max
+        self.agents: dict[uuid.UUID, LiveAgent] = {}
+        self.stats = IngestStats()
+        self._queue: asyncio.Queue[tuple[uuid.UUID, AgentEvent]] = asyncio.Queue()
+        self._ingest_task: asyncio.Task[None] | None = None
+        self.on_committed: list[Callable[[list[tuple[uuid.UUID, AgentEvent]]], None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        self._ingest_task = asyncio.create_task(self._ingest_loop(), name="overseer-ingest")
+        await self.reconcile_after_restart()
+
+    async def stop(self) -> None:
+        """Stop every agent (gracefully, then killed) and flush the ingest queue."""
+        await asyncio.gather(*(self._stop_agent(a, grace_s=min(self.settings.terminate_grace_s, 2.0))
+                               for a in list(self.agents.values())), return_exceptions=True)
+        await self.flush()
+        if self._ingest_task:
+            self._ingest_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ingest_task
+
+    async def flush(self, timeout_s: float = 5.0) -> None:
+        """Wait until every queued agent event has been committed."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), timeout_s)
+
+    async def reconcile_after_restart(self) -> None:
+        """Workers left live by a previous run of this node have no process now: mark them FAILED.
+
+        Their pending approvals and questions are closed as expired (the request died with the agent).
+        """
+        async with self.db.session() as session:
+            rows = (await session.execute(select(Worker).where(Worker.status.in_([s.value for s in states.LIVE_STATES]))
+                                          )).scalars().all()
+            for worker in rows:
+                if worker.id in self.agents:
+                    continue
+                worker.active_turn_id = None
+                worker.pid = None
+                if worker.status == S.PAUSED:
+                    continue  # a paused worker holds no process by design; resume restarts it
+                worker.last_error = "agent process lost: the server restarted"
+                await states.transition(session, worker, S.FAILED, reason="agent process lost on server restart")
+                await _expire_requests(session, worker, reason="agent process lost on server restart")
+
+    # ------------------------------------------------------------------ commands
+
+    def agent_config(self, worker: Worker, workspace: Workspace) -> AgentConfig:
+        """Build the AgentConfig of ``worker``; its private home lives under the data directory."""
+        kind = worker.kind
+        binary = self.settings.codex_bin if kind == "codex" else self.settings.claude_bin
+        setting = "OVERSEER_CODEX_BIN" if kind == "codex" else "OVERSEER_CLAUDE_BIN"
+        binary = check_binary(binary, setting=setting)
+        home = self.settings.data_dir / "agents" / str(worker.id)
+        home.mkdir(parents=True, exist_ok=True)
+        cfg = worker.config or {}
+        model = cfg.get("model") or (self.settings.codex_model if kind == "codex" else self.settings.claude_model)
+        return AgentConfig(
+            kind=kind,  # type: ignore[arg-type]
+            binary=binary,
+            cwd=workspace.root_path,
+            home=str(home),
+            model=model,
+            access_mode=cfg.get("access_mode", "default"),
+            model_base_url=self.settings.model_base_url,
+            extra_env={"OVERSEER_URL": self.settings.resolved_public_url, "OVERSEER_WORKER_ID": str(worker.id),
+                       **{str(k): str(v) for k, v in (cfg.get("env") or {}).items()}},
+            request_timeout_s=self.settings.agent_request_timeout_s,
+        )
+
+    async def launch(self, worker_id: uuid.UUID) -> LiveAgent:
+        """Spawn the worker's agent and complete its handshake. Raises AgentUnavailable."""
+        async with self.db.read_session() as session:
+            worker = await session.get(Worker, worker_id)
+            assert worker is not None
+            workspace = await session.get(Workspace, worker.workspace_id)
+            assert workspace is not None
+            config = self.agent_config(worker, workspace)
+        live = self.agents.get(worker_id)
+        if live and live.session.alive:
+            return live
+
+        async def sink(ev: AgentEvent) -> None:
+            self._queue.put_nowait((worker_id, ev))
+
+        agent = self.agent_factory(config, sink)
+        live = LiveAgent(worker_id, worker.workspace_id, agent, config, thread_id=worker.thread_id)
+        self.agents[worker_id] = live
+        try:
+            await agent.start()
+        except AgentBinaryError as exc:
+            self.agents.pop(worker_id, None)
+            raise AgentUnavailable(str(exc), details={"setting": exc.setting}) from exc
+        except (AgentError, OSError) as exc:
+            self.agents.pop(worker_id, None)
+            with contextlib.suppress(Exception):
+                await agent.stop(grace_s=0.5)
+            raise AgentUnavailable(f"Agent failed to start: {exc}", details={"worker_id": str(worker_id)}) from exc
+        async with self.db.session() as session:
+            await session.execute(update(Worker).where(Worker.id == worker_id).values(pid=agent.pid))
+        return live
+
+    def is_alive(self, worker_id: uuid.UUID) -> bool:
+        live = self.agents.get(worker_id)
+        return bool(live and live.session.alive and not live.stopping)
+
+    async def send_turn(self, worker_id: uuid.UUID, prompt: str, *, thread_id: str | None = None,
+                        model: str | None = None, effort: str | None = None, reason: str = "turn requested"
+                        ) -> tuple[str, str]:
+        """Run ``prompt`` as a new turn; returns (thread_id, turn_id).
+
+        The worker must be IDLE (or RUNNING→ a 409 says a turn is in progress; use steer). The RUNNING
+        state is committed before the agent is asked, so the turn's own events always land after it.
+        Raises Conflict, InvalidStateTransition, AgentUnavailable.
+        """
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            if worker.status == S.RUNNING:
+                raise Conflict("A turn is already running on this worker; steer or interrupt it",
+                               details={"worker_id": str(worker_id), "active_turn_id": worker.active_turn_id})
+            states.check(worker, S.RUNNING)
+            await states.transition(session, worker, S.RUNNING, reason=reason)
+        try:
+            live = await self.launch(worker_id)
+            async with live.lock:
+                target = thread_id or live.thread_id
+                if target is None or target != live.thread_id or not live.thread_id:
+                    live.thread_id = await live.session.start_thread(resume_thread_id=target)
+                turn_id = await live.session.start_turn(live.thread_id, prompt, model=model, effort=effort)
+                live.turn_id = turn_id
+        except Exception as exc:
+            await self._turn_failed_to_start(worker_id, exc)
+            if isinstance(exc, AgentError):
+                raise AgentUnavailable(f"Agent refused the turn: {exc}", details={"worker_id": str(worker_id)}
+                                       ) from exc
+            raise
+        async with self.db.session() as session:
+            await session.execute(update(Worker).where(Worker.id == worker_id)
+                                  .values(thread_id=live.thread_id, active_turn_id=turn_id))
+        return live.thread_id, turn_id
+
+    async def _turn_failed_to_start(self, worker_id: uuid.UUID, exc: BaseException) -> None:
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            if worker.status == S.RUNNING:
+                alive = self.is_alive(worker_id)
+                worker.last_error = str(exc)[:2000]
+                await states.transition(session, worker, S.IDLE if alive else S.FAILED,
+                                        reason=f"turn failed to start: {exc}"[:500])
+
+    async def mark_failed(self, worker_id: uuid.UUID, *, reason: str) -> None:
+        """Move a live worker to FAILED (its agent could not start or was lost)."""
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            if worker.status in {s.value for s in states.LIVE_STATES}:
+                worker.last_error = reason[:2000]
+                worker.active_turn_id = None
+                await states.transition(session, worker, S.FAILED, reason=reason[:500])
+                await _expire_requests(session, worker, reason=reason[:200])
+
+    async def steer(self, worker_id: uuid.UUID, prompt: str) -> None:
+        live = self._require_live(worker_id)
+        if not live.turn_id or not live.thread_id:
+            raise Conflict("No turn is running on this worker", details={"worker_id": str(worker_id)})
+        await live.session.steer_turn(live.thread_id, live.turn_id, prompt)
+
+    async def interrupt(self, worker_id: uuid.UUID) -> None:
+        live = self.agents.get(worker_id)
+        if live and live.turn_id and live.thread_id and live.session.alive:
+            with contextlib.suppress(AgentError):
+                await live.session.interrupt_turn(live.thread_id, live.turn_id)
+
+    async def pause(self, worker_id: uuid.UUID, *, reason: str = "paused by request") -> None:
+        """RUNNING/IDLE -> PAUSED, then interrupt the running turn (UC-2). The thread is kept."""
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            await states.transition(session, worker, S.PAUSED, reason=reason) or _already(worker, S.PAUSED)
+        await self.interrupt(worker_id)
+
+    async def resume(self, worker_id: uuid.UUID, *, reason: str = "resumed by request") -> str | None:
+        """PAUSED -> RUNNING: reattach the thread and continue it with the resume prompt (UC-3).
+
+        With no thread to continue the worker goes back to IDLE. Returns the new turn id or None.
+        """
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            if worker.status != S.PAUSED:
+                states.check(worker, S.RUNNING)  # raises the 409 with the spec's details
+            thread_id = worker.thread_id
+            if thread_id is None:
+                await states.transition(session, worker, S.IDLE, reason=reason + " (no thread to continue)")
+                return None
+            await states.transition(session, worker, S.IDLE, reason=reason)
+        _, turn_id = await self.send_turn(worker_id, self.settings.resume_prompt, thread_id=thread_id,
+                                          reason=reason)
+        return turn_id
+
+    async def terminate(self, worker_id: uuid.UUID, *, reason: str = "terminated by request") -> None:
+        """Any live state -> TERMINATED: interrupt, stop gracefully, kill after the grace period."""
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            await states.transition(session, worker, S.TERMINATED, reason=reason) or _already(worker, S.TERMINATED)
+            worker.active_turn_id = None
+            await _expire_requests(session, worker, reason="worker terminated")
+        live = self.agents.get(worker_id)
+        if live:
+            await self.interrupt(worker_id)
+            await self._stop_agent(live, grace_s=self.settings.terminate_grace_s)
+
+    async def answer_approval(self, worker_id: uuid.UUID, request_id: str, decision: ApprovalDecision) -> None:
+        live = self._require_live(worker_id)
+        await live.session.answer_approval(request_id, decision)
+
+    async def answer_question(self, worker_id: uuid.UUID, request_id: str, answers: dict[str, Any]) -> None:
+        live = self._require_live(worker_id)
+        await live.session.answer_question(request_id, answers)
+
+    def _require_live(self, worker_id: uuid.UUID) -> LiveAgent:
+        live = self.agents.get(worker_id)
+        if not live or not live.session.alive:
+            raise Conflict("The worker's agent is not running", details={"worker_id": str(worker_id)})
+        return live
+
+    async def _stop_agent(self, live: LiveAgent, *, grace_s: float) -> None:
+        live.stopping = True
+        try:
+            await live.session.stop(grace_s=grace_s)
+        finally:
+            self.agents.pop(live.worker_id, None)
+
+    # ------------------------------------------------------------------ ingest
+
+    async def _ingest_loop(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            while len(batch) < self.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            try:
+                await self._apply_batch(batch)
+            except Exception:
+                log.exception("ingest batch of %d failed; retrying one by one", len(batch))
+                for item in batch:
+                    try:
+                        await self._apply_batch([item])
+                    except Exception:
+                        log.exception("dropping agent event %s after a failed retry", item[1].type)
+            for _ in batch:
+                self._queue.task_done()
+
+    async def _apply_batch(self, batch: list[tuple[uuid.UUID, AgentEvent]]) -> None:
+        now = time.monotonic()
+        async with self.db.session() as session:
+            ids = {wid for wid, _ in batch}
+            workers = {w.id: w for w in (await session.execute(select(Worker).where(Worker.id.in_(ids)))).scalars()}
+            for worker_id, ev in batch:
+                worker = workers.get(worker_id)
+                if worker is None:
+                    continue
+                await self._apply(session, worker, ev)
+        self.stats.events += len(batch)
+        self.stats.batches += 1
+        self.stats.recent.extend([now] * len(batch))
+        for fn in self.on_committed:
+            fn(batch)
+
+    async def _apply(self, session: AsyncSession, worker: Worker, ev: AgentEvent) -> None:
+        """Append one agent event and apply it to the worker and request projections."""
+        payload = {**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id, "agent_kind": worker.kind}
+        if ev.type == "approval.requested":
+            payload["approval_id"] = str(await _record_approval(session, worker, ev))
+        elif ev.type == "question.requested":
+            payload["question_id"] = str(await _record_question(session, worker, ev))
+        await event_log.append(session, workspace_id=worker.workspace_id, event_type=ev.type, entity_type="worker",
+                               entity_id=worker.id, payload=payload, at=ev.at)
+        if ev.type not in _DELTA_TYPES:
+            log.info("worker %s %s %s", worker.id, ev.type, {k: v for k, v in ev.payload.items() if k != "input"})
+        worker.last_event_at = ev.at
+        live = self.agents.get(worker.id)
+        t = ev.type
+        if t == "thread.started" and ev.thread_id:
+            worker.thread_id = ev.thread_id
+        elif t == "turn.started" and ev.turn_id:
+            worker.active_turn_id = ev.turn_id
+        elif t == "token_usage":
+            total = ev.payload.get("total_tokens")
+            if isinstance(total, int):
+                if ev.payload.get("scope") == "thread":
+                    worker.tokens_used = max(worker.tokens_used, total)
+                else:
+                    worker.tokens_used += total
+        elif t == "turn.completed":
+            if worker.active_turn_id in (None, ev.turn_id):
+                worker.active_turn_id = None
+            if live and live.turn_id == ev.turn_id:
+                live.turn_id = None
+            status = ev.payload.get("status")
+            if status == "failed":
+                worker.last_error = str(ev.payload.get("error") or "turn failed")[:2000]
+            await _expire_requests(session, worker, reason="turn ended", turn_id=ev.turn_id)
+            if worker.status == S.RUNNING:
+                await states.transition(session, worker, S.IDLE, reason=f"turn {status or 'ended'}")
+        elif t == "approval.resolved":
+            await _expire_requests(session, worker, reason="withdrawn by the agent",
+                                   request_id=str(ev.payload.get("request_id")))
+        elif t == "agent.exited":
+            expected = bool(ev.payload.get("expected")) or (live is not None and live.stopping)
+            worker.pid = None
+            worker.active_turn_id = None
+            await _expire_requests(session, worker, reason="agent process exited")
+            if live is not None and live.session is not None and not live.session.alive:
+                self.agents.pop(worker.id, None)
+            if not expected and worker.status in {s.value for s in states.LIVE_STATES}:
+                rc = ev.payload.get("returncode")
+                sig = ev.payload.get("signal")
+                worker.last_error = f"agent process exited unexpectedly (returncode={rc}, signal={sig})"
+                await states.transition(session, worker, S.FAILED, reason=worker.last_error)
+
+
+async def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> uuid.UUID:
+    p = ev.payload
+    approval = PendingApproval(
+        id=uuid.uuid4(), workspace_id=worker.workspace_id, worker_id=worker.id, thread_id=ev.thread_id,
+        turn_id=ev.turn_id, request_id=str(p.get("request_id")), kind=str(p.get("approval_kind") or "command"),
+        command=p.get("command"), cwd=p.get("cwd"), diff=p.get("diff"), reason=p.get("reason"),
+        tool_name=p.get("tool_name"), tool_input=p.get("input"), created_at=ev.at,
+    )
+    session.add(approval)
+    return approval.id
+
+
+async def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent) -> uuid.UUID:
+    p = ev.payload
+    question = OpenQuestion(
+        id=uuid.uuid4(), workspace_id=worker.workspace_id, worker_id=worker.id, thread_id=ev.thread_id,
+        turn_id=ev.turn_id, request_id=str(p.get("request_id")), questions=list(p.get("questions") or []),
+        created_at=ev.at,
+    )
+    session.add(question)
+    return question.id
+
+
+def _already(worker: Worker, target: WorkerStatus) -> None:
+    """A repeated pause/terminate is a no-op (idempotent), not an error."""
+    return None
+
+
+async def _lock_worker(session: AsyncSession, worker_id: uuid.UUID) -> Worker:
+    stmt = select(Worker).where(Worker.id == worker_id)
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    worker = (await session.execute(stmt)).scalar_one()
+    return worker
+
+
+async def _expire_requests(session: AsyncSession, worker: Worker, *, reason: str, turn_id: str | None = None,
+                           request_id: str | None = None) -> None:
+    """Close the worker's still-pending approvals and open questions as expired (with events)."""
+    aq = select(PendingApproval).where(PendingApproval.worker_id == worker.id,
+                                       PendingApproval.status == ApprovalStatus.pending)
+    qq = select(OpenQuestion).where(OpenQuestion.worker_id == worker.id, OpenQuestion.status == QuestionStatus.open)
+    if turn_id is not None:
+        aq = aq.where(PendingApproval.turn_id == turn_id)
+        qq = qq.where(OpenQuestion.turn_id == turn_id)
+    if request_id is not None:
+        aq = aq.where(PendingApproval.request_id == request_id)
+        qq = qq.where(OpenQuestion.request_id == request_id)
+    await session.flush()
+    for approval in (await session.execute(aq)).scalars():
+        approval.status = ApprovalStatus.expired
+        await event_log.append(session, workspace_id=worker.workspace_id, event_type="approval.expired",
+                               entity_type="approval", entity_id=approval.id,
+                               payload={"worker_id": str(worker.id), "reason": reason,
+                                        "request_id": approval.request_id})
+    for question in (await session.execute(qq)).scalars():
+        question.status = QuestionStatus.expired
+        await event_log.append(session, workspace_id=worker.workspace_id, event_type="question.expired",
+                               entity_type="question", entity_id=question.id,
+                               payload={"worker_id": str(worker.id), "reason": reason,
+                                        "request_id": question.request_id})
+
+
+def agent_version(binary: str) -> str | None:
+    """``<binary> --version`` output (first line), or None when it cannot run."""
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr).strip() else None
+
+
+__all__ = ["LiveAgent", "Path", "WorkerManager", "agent_version", "check_binary", "default_agent_factory"]
