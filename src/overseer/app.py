@@ -45,7 +45,7 @@ def _register_optional(runtime: Any) -> None:
     """Components built in their own packages register themselves when present."""
     try:
         from overseer.runtime import supervisor_agent
-    except ModuleNotFoundError:
+    except ImportError:  # the supervisors package is not there yet
         return
     supervisor_agent.register(runtime)
 

@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from overseer.clock import Clock
 from overseer.config import Settings
 from overseer.db.engine import Database
-from overseer.errors import AgentUnavailable, Conflict
+from overseer.errors import AgentUnavailable, Conflict, InvalidStateTransition
 from overseer.events import log as event_log
 from overseer.ops.models import ApprovalStatus, OpenQuestion, PendingApproval, QuestionStatus
 from overseer.runtime.agent import (
@@ -242,6 +242,8 @@ class WorkerManager:
             if worker.status == S.RUNNING:
                 raise Conflict("A turn is already running on this worker; steer or interrupt it",
                                details={"worker_id": str(worker_id), "active_turn_id": worker.active_turn_id})
+            if worker.status == S.PAUSED:  # a paused worker holds further turns until resumed (UC-2)
+                raise InvalidStateTransition("worker", worker.id, worker.status, S.RUNNING.value)
             states.check(worker, S.RUNNING)
             await states.transition(session, worker, S.RUNNING, reason=reason)
         try:
