@@ -389,6 +389,7 @@ class ClaudeDirectClient:
         self.env = _clean_env(("ANTHROPIC_", "CLAUDE_"))
         self.env.update({
             "HOME": home, "ANTHROPIC_BASE_URL": base_url, "ANTHROPIC_API_KEY": "dummy",
+            "CLAUDE_CODE_MAX_RETRIES": "0",  # like Codex's *_max_retries=0: [[fail]] fails at once
             **CLAUDE_OFFLINE_ENV, **(extra_env or {}),
         })
         self._proc: _Proc | None = None

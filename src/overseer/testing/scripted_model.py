@@ -238,7 +238,9 @@ def parse_anthropic(body: dict[str, Any]) -> Conversation:
         if msg.get("role") == "user":
             texts = _user_texts(msg.get("content"))
             if texts:
-                last_user, prompt = idx, "\n".join(texts)
+                # Claude merges consecutive user messages (e.g. "[[hang]]", "[Request interrupted by
+                # user]", "next prompt") into one message with one text block each: the newest is last.
+                last_user, prompt = idx, texts[-1]
                 break
     results: list[str] = []
     for msg in messages[last_user + 1 :]:
