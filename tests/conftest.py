@@ -32,28 +32,34 @@ BACKENDS = ["sqlite", *(["pg"] if PG_URL else [])]
 
 
 def _worker_id() -> str:
-    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+    """Unique per pytest run and xdist worker, so concurrent runs never share a PostgreSQL database."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID", uuid.uuid4().hex)[:8]
+    return f"{run}_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+
+
+async def _pg_admin(sql: str) -> None:
+    assert PG_URL
+    admin = make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(sql))
+    finally:
+        await admin.dispose()
 
 
 @pytest.fixture(scope="session")
-def backend_urls(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """One migrated database per backend for this xdist worker."""
+def backend_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One migrated database per backend for this xdist worker (PostgreSQL: dropped at the end)."""
     urls = {"sqlite": f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'overseer.db'}"}
+    name = f"overseer_test_{_worker_id()}"
     if PG_URL:
-        name = f"overseer_test_{_worker_id()}"
-
-        async def create_pg() -> None:
-            admin = make_engine(PG_URL).execution_options(isolation_level="AUTOCOMMIT")
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                await conn.execute(text(f'CREATE DATABASE "{name}"'))
-            await admin.dispose()
-
-        asyncio.run(create_pg())
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
         urls["pg"] = make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
     for url in urls.values():
         migrate.upgrade_sync(url)
-    return urls
+    yield urls
+    if PG_URL:
+        asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def clear_tables(url: str) -> None:

@@ -22,6 +22,7 @@ from overseer.db.engine import Database, make_engine
 from overseer.errors import install_error_handlers
 from overseer.events.bus import EventBus
 from overseer.idempotency import IdempotencyMiddleware
+from overseer.ops.pipeline import OpsPipeline
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,8 @@ def _routers() -> list[Any]:
     from overseer.workspaces.routes import router as workspaces
 
     routers: list[Any] = [workspaces]
-    for mod in ("overseer.supervisors.routes", "overseer.workers.routes", "overseer.ops.routes"):
+    for mod in ("overseer.supervisors.routes", "overseer.workers.routes", "overseer.ops.routes",
+                "overseer.events.routes", "overseer.ops.dispatch_routes"):
         try:
             module = __import__(mod, fromlist=["router"])
         except ModuleNotFoundError as exc:
@@ -63,7 +65,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         if migrate_on_start:
             await migrate.upgrade(engine)
         db = Database(engine, EventBus())
+        ops = OpsPipeline(db)
+        ops.install()
         app.state.db = db
+        app.state.ops = ops
         app.state.settings = settings
         app.state.clock = clock
         app.state.jwt_key = settings.jwt_key()

@@ -8,7 +8,7 @@ succeeds (transactional outbox: written before anyone is told). On rollback noth
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,9 @@ class Database:
         self.engine = engine
         self.bus = bus
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
+        self.before_commit: list[Callable[[AsyncSession, list[Any]], Awaitable[None]]] = []
+        """Run inside the transaction, after deferred events are inserted, with the outbox (id order)."""
+        self.on_rollback: list[Callable[[], None]] = []
 
     @property
     def dialect(self) -> str:
@@ -63,13 +66,27 @@ class Database:
         async with self.sessionmaker() as session:
             try:
                 yield session
+                await self._before_commit(session)
                 await session.commit()
             except BaseException:
                 await session.rollback()
+                if session.info.get(OUTBOX_KEY):
+                    for fn in self.on_rollback:
+                        fn()
                 raise
             outbox = session.info.pop(OUTBOX_KEY, None)
         if outbox:
             self.bus.publish_many(outbox)
+
+    async def _before_commit(self, session: AsyncSession) -> None:
+        from overseer.events.log import flush_deferred
+
+        await flush_deferred(session)
+        outbox = session.info.get(OUTBOX_KEY)
+        if outbox:
+            outbox.sort(key=lambda e: e.id)
+            for hook in self.before_commit:
+                await hook(session, outbox)
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:

@@ -3,10 +3,28 @@
 from overseer.db.base import Base
 from overseer.db.idempotency import IdempotencyKey
 from overseer.events.models import Event
+from overseer.ops.dispatch_models import DispatchRecord
 from overseer.ops.models import OpenQuestion, PendingApproval
+from overseer.ops.projections import OpsCheckpoint, OpsThread, OpsWorkspace, Signal
 from overseer.supervisors.models import Supervisor, SupervisorTeam, SupervisorTeamMember
 from overseer.workers.models import StateTransition, Worker
 from overseer.workspaces.models import Workspace
 
-__all__ = ["Base", "Event", "IdempotencyKey", "OpenQuestion", "PendingApproval", "StateTransition", "Supervisor", "SupervisorTeam",
-           "SupervisorTeamMember", "Worker", "Workspace"]
+__all__ = [
+           "Base",
+           "DispatchRecord",
+           "Event",
+           "IdempotencyKey",
+           "OpenQuestion",
+           "OpsCheckpoint",
+           "OpsThread",
+           "OpsWorkspace",
+           "PendingApproval",
+           "Signal",
+           "StateTransition",
+           "Supervisor",
+           "SupervisorTeam",
+           "SupervisorTeamMember",
+           "Worker",
+           "Workspace",
+]

@@ -18,6 +18,8 @@ from overseer.db.engine import OUTBOX_KEY
 from overseer.events.bus import PublishedEvent
 from overseer.events.models import Event
 
+DEFERRED_KEY = "overseer.deferred_events"
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
@@ -54,3 +56,37 @@ async def append(
     ev = PublishedEvent(event_id, workspace_id, event_type, entity_type, str(entity_id), data, created_at)
     session.info.setdefault(OUTBOX_KEY, []).append(ev)
     return ev
+
+
+def defer(
+    session: AsyncSession,
+    *,
+    workspace_id: uuid.UUID,
+    event_type: str,
+    entity_type: str,
+    entity_id: object,
+    payload: dict[str, Any] | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Queue an event for one bulk insert at commit time (the hot path: agent event batches).
+
+    Deferred events get their ids when the unit of work commits, after any event appended with
+    :func:`append` in the same transaction, in the order they were deferred.
+    """
+    session.info.setdefault(DEFERRED_KEY, []).append({
+        "workspace_id": workspace_id, "event_type": event_type, "entity_type": entity_type,
+        "entity_id": str(entity_id), "payload": _jsonable(payload or {}), "created_at": at or utcnow(),
+    })
+
+
+async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
+    """Insert every deferred event of ``session`` in one statement; returns them with their ids."""
+    rows = session.info.pop(DEFERRED_KEY, None)
+    if not rows:
+        return []
+    result = await session.execute(insert(Event).returning(Event.id, sort_by_parameter_order=True), rows)
+    ids = [int(i) for i in result.scalars().all()]
+    published = [PublishedEvent(i, r["workspace_id"], r["event_type"], r["entity_type"], r["entity_id"],
+                                r["payload"], r["created_at"]) for i, r in zip(ids, rows, strict=True)]
+    session.info.setdefault(OUTBOX_KEY, []).extend(published)
+    return published

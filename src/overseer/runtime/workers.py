@@ -95,6 +95,8 @@ class LiveAgent:
     stopping: bool = False
     thread_id: str | None = None
     turn_id: str | None = None
+    prompt: str | None = None
+    """The prompt of the turn being started (adapters may not echo it in ``turn.started``)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -114,8 +116,15 @@ class IngestStats:
 class WorkerManager:
     """Starts, watches and commands the agent processes of this node's workers."""
 
-    def __init__(self, *, db: Database, settings: Settings, clock: Clock,
-                 agent_factory: AgentFactory | None = None, batch_max: int = 500) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        settings: Settings,
+        clock: Clock,
+        agent_factory: AgentFactory | None = None,
+        batch_max: int = 500,
+    ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
@@ -135,8 +144,13 @@ class WorkerManager:
 
     async def stop(self) -> None:
         """Stop every agent (gracefully, then killed) and flush the ingest queue."""
-        await asyncio.gather(*(self._stop_agent(a, grace_s=min(self.settings.terminate_grace_s, 2.0))
-                               for a in list(self.agents.values())), return_exceptions=True)
+        await asyncio.gather(
+            *(
+                self._stop_agent(a, grace_s=min(self.settings.terminate_grace_s, 2.0))
+                for a in list(self.agents.values())
+            ),
+            return_exceptions=True,
+        )
         await self.flush()
         if self._ingest_task:
             self._ingest_task.cancel()
@@ -154,8 +168,15 @@ class WorkerManager:
         Their pending approvals and questions are closed as expired (the request died with the agent).
         """
         async with self.db.session() as session:
-            rows = (await session.execute(select(Worker).where(Worker.status.in_([s.value for s in states.LIVE_STATES]))
-                                          )).scalars().all()
+            rows = (
+                (
+                    await session.execute(
+                        select(Worker).where(Worker.status.in_([s.value for s in states.LIVE_STATES]))
+                    )
+                )
+                .scalars()
+                .all()
+            )
             for worker in rows:
                 if worker.id in self.agents:
                     continue
@@ -164,7 +185,9 @@ class WorkerManager:
                 if worker.status == S.PAUSED:
                     continue  # a paused worker holds no process by design; resume restarts it
                 worker.last_error = "agent process lost: the server restarted"
-                await states.transition(session, worker, S.FAILED, reason="agent process lost on server restart")
+                await states.transition(
+                    session, worker, S.FAILED, reason="agent process lost on server restart"
+                )
                 await _expire_requests(session, worker, reason="agent process lost on server restart")
 
     # ------------------------------------------------------------------ commands
@@ -178,7 +201,9 @@ class WorkerManager:
         home = self.settings.data_dir / "agents" / str(worker.id)
         home.mkdir(parents=True, exist_ok=True)
         cfg = worker.config or {}
-        model = cfg.get("model") or (self.settings.codex_model if kind == "codex" else self.settings.claude_model)
+        model = cfg.get("model") or (
+            self.settings.codex_model if kind == "codex" else self.settings.claude_model
+        )
         return AgentConfig(
             kind=kind,  # type: ignore[arg-type]
             binary=binary,
@@ -187,8 +212,11 @@ class WorkerManager:
             model=model,
             access_mode=cfg.get("access_mode", "default"),
             model_base_url=self.settings.model_base_url,
-            extra_env={"OVERSEER_URL": self.settings.resolved_public_url, "OVERSEER_WORKER_ID": str(worker.id),
-                       **{str(k): str(v) for k, v in (cfg.get("env") or {}).items()}},
+            extra_env={
+                "OVERSEER_URL": self.settings.resolved_public_url,
+                "OVERSEER_WORKER_ID": str(worker.id),
+                **{str(k): str(v) for k, v in (cfg.get("env") or {}).items()},
+            },
             request_timeout_s=self.settings.agent_request_timeout_s,
         )
 
@@ -219,7 +247,9 @@ class WorkerManager:
             self.agents.pop(worker_id, None)
             with contextlib.suppress(Exception):
                 await agent.stop(grace_s=0.5)
-            raise AgentUnavailable(f"Agent failed to start: {exc}", details={"worker_id": str(worker_id)}) from exc
+            raise AgentUnavailable(
+                f"Agent failed to start: {exc}", details={"worker_id": str(worker_id)}
+            ) from exc
         async with self.db.session() as session:
             await session.execute(update(Worker).where(Worker.id == worker_id).values(pid=agent.pid))
         return live
@@ -228,9 +258,16 @@ class WorkerManager:
         live = self.agents.get(worker_id)
         return bool(live and live.session.alive and not live.stopping)
 
-    async def send_turn(self, worker_id: uuid.UUID, prompt: str, *, thread_id: str | None = None,
-                        model: str | None = None, effort: str | None = None, reason: str = "turn requested"
-                        ) -> tuple[str, str]:
+    async def send_turn(
+        self,
+        worker_id: uuid.UUID,
+        prompt: str,
+        *,
+        thread_id: str | None = None,
+        model: str | None = None,
+        effort: str | None = None,
+        reason: str = "turn requested",
+    ) -> tuple[str, str]:
         """Run ``prompt`` as a new turn; returns (thread_id, turn_id).
 
         The worker must be IDLE (or RUNNING→ a 409 says a turn is in progress; use steer). The RUNNING
@@ -240,8 +277,10 @@ class WorkerManager:
         async with self.db.session() as session:
             worker = await _lock_worker(session, worker_id)
             if worker.status == S.RUNNING:
-                raise Conflict("A turn is already running on this worker; steer or interrupt it",
-                               details={"worker_id": str(worker_id), "active_turn_id": worker.active_turn_id})
+                raise Conflict(
+                    "A turn is already running on this worker; steer or interrupt it",
+                    details={"worker_id": str(worker_id), "active_turn_id": worker.active_turn_id},
+                )
             if worker.status == S.PAUSED:  # a paused worker holds further turns until resumed (UC-2)
                 raise InvalidStateTransition("worker", worker.id, worker.status, S.RUNNING.value)
             states.check(worker, S.RUNNING)
@@ -252,17 +291,22 @@ class WorkerManager:
                 target = thread_id or live.thread_id
                 if target is None or target != live.thread_id or not live.thread_id:
                     live.thread_id = await live.session.start_thread(resume_thread_id=target)
+                live.prompt = prompt
                 turn_id = await live.session.start_turn(live.thread_id, prompt, model=model, effort=effort)
                 live.turn_id = turn_id
         except Exception as exc:
             await self._turn_failed_to_start(worker_id, exc)
             if isinstance(exc, AgentError):
-                raise AgentUnavailable(f"Agent refused the turn: {exc}", details={"worker_id": str(worker_id)}
-                                       ) from exc
+                raise AgentUnavailable(
+                    f"Agent refused the turn: {exc}", details={"worker_id": str(worker_id)}
+                ) from exc
             raise
         async with self.db.session() as session:
-            await session.execute(update(Worker).where(Worker.id == worker_id)
-                                  .values(thread_id=live.thread_id, active_turn_id=turn_id))
+            await session.execute(
+                update(Worker)
+                .where(Worker.id == worker_id)
+                .values(thread_id=live.thread_id, active_turn_id=turn_id)
+            )
         return live.thread_id, turn_id
 
     async def _turn_failed_to_start(self, worker_id: uuid.UUID, exc: BaseException) -> None:
@@ -271,8 +315,12 @@ class WorkerManager:
             if worker.status == S.RUNNING:
                 alive = self.is_alive(worker_id)
                 worker.last_error = str(exc)[:2000]
-                await states.transition(session, worker, S.IDLE if alive else S.FAILED,
-                                        reason=f"turn failed to start: {exc}"[:500])
+                await states.transition(
+                    session,
+                    worker,
+                    S.IDLE if alive else S.FAILED,
+                    reason=f"turn failed to start: {exc}"[:500],
+                )
 
     async def mark_failed(self, worker_id: uuid.UUID, *, reason: str) -> None:
         """Move a live worker to FAILED (its agent could not start or was lost)."""
@@ -317,15 +365,18 @@ class WorkerManager:
                 await states.transition(session, worker, S.IDLE, reason=reason + " (no thread to continue)")
                 return None
             await states.transition(session, worker, S.IDLE, reason=reason)
-        _, turn_id = await self.send_turn(worker_id, self.settings.resume_prompt, thread_id=thread_id,
-                                          reason=reason)
+        _, turn_id = await self.send_turn(
+            worker_id, self.settings.resume_prompt, thread_id=thread_id, reason=reason
+        )
         return turn_id
 
     async def terminate(self, worker_id: uuid.UUID, *, reason: str = "terminated by request") -> None:
         """Any live state -> TERMINATED: interrupt, stop gracefully, kill after the grace period."""
         async with self.db.session() as session:
             worker = await _lock_worker(session, worker_id)
-            await states.transition(session, worker, S.TERMINATED, reason=reason) or _already(worker, S.TERMINATED)
+            await states.transition(session, worker, S.TERMINATED, reason=reason) or _already(
+                worker, S.TERMINATED
+            )
             worker.active_turn_id = None
             await _expire_requests(session, worker, reason="worker terminated")
         live = self.agents.get(worker_id)
@@ -333,7 +384,9 @@ class WorkerManager:
             await self.interrupt(worker_id)
             await self._stop_agent(live, grace_s=self.settings.terminate_grace_s)
 
-    async def answer_approval(self, worker_id: uuid.UUID, request_id: str, decision: ApprovalDecision) -> None:
+    async def answer_approval(
+        self, worker_id: uuid.UUID, request_id: str, decision: ApprovalDecision
+    ) -> None:
         live = self._require_live(worker_id)
         await live.session.answer_approval(request_id, decision)
 
@@ -378,7 +431,9 @@ class WorkerManager:
         now = time.monotonic()
         async with self.db.session() as session:
             ids = {wid for wid, _ in batch}
-            workers = {w.id: w for w in (await session.execute(select(Worker).where(Worker.id.in_(ids)))).scalars()}
+            workers = {
+                w.id: w for w in (await session.execute(select(Worker).where(Worker.id.in_(ids)))).scalars()
+            }
             for worker_id, ev in batch:
                 worker = workers.get(worker_id)
                 if worker is None:
@@ -393,14 +448,26 @@ class WorkerManager:
     async def _apply(self, session: AsyncSession, worker: Worker, ev: AgentEvent) -> None:
         """Append one agent event and apply it to the worker and request projections."""
         payload = {**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id, "agent_kind": worker.kind}
+        live = self.agents.get(worker.id)
+        if ev.type == "turn.started" and not payload.get("prompt") and live is not None:
+            payload["prompt"] = live.prompt
         if ev.type == "approval.requested":
             payload["approval_id"] = str(await _record_approval(session, worker, ev))
         elif ev.type == "question.requested":
             payload["question_id"] = str(await _record_question(session, worker, ev))
-        await event_log.append(session, workspace_id=worker.workspace_id, event_type=ev.type, entity_type="worker",
-                               entity_id=worker.id, payload=payload, at=ev.at)
+        event_log.defer(
+            session,
+            workspace_id=worker.workspace_id,
+            event_type=ev.type,
+            entity_type="worker",
+            entity_id=worker.id,
+            payload=payload,
+            at=ev.at,
+        )
         if ev.type not in _DELTA_TYPES:
-            log.info("worker %s %s %s", worker.id, ev.type, {k: v for k, v in ev.payload.items() if k != "input"})
+            log.info(
+                "worker %s %s %s", worker.id, ev.type, {k: v for k, v in ev.payload.items() if k != "input"}
+            )
         worker.last_event_at = ev.at
         live = self.agents.get(worker.id)
         t = ev.type
@@ -427,8 +494,9 @@ class WorkerManager:
             if worker.status == S.RUNNING:
                 await states.transition(session, worker, S.IDLE, reason=f"turn {status or 'ended'}")
         elif t == "approval.resolved":
-            await _expire_requests(session, worker, reason="withdrawn by the agent",
-                                   request_id=str(ev.payload.get("request_id")))
+            await _expire_requests(
+                session, worker, reason="withdrawn by the agent", request_id=str(ev.payload.get("request_id"))
+            )
         elif t == "agent.exited":
             expected = bool(ev.payload.get("expected")) or (live is not None and live.stopping)
             worker.pid = None
@@ -446,10 +514,20 @@ class WorkerManager:
 async def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> uuid.UUID:
     p = ev.payload
     approval = PendingApproval(
-        id=uuid.uuid4(), workspace_id=worker.workspace_id, worker_id=worker.id, thread_id=ev.thread_id,
-        turn_id=ev.turn_id, request_id=str(p.get("request_id")), kind=str(p.get("approval_kind") or "command"),
-        command=p.get("command"), cwd=p.get("cwd"), diff=p.get("diff"), reason=p.get("reason"),
-        tool_name=p.get("tool_name"), tool_input=p.get("input"), created_at=ev.at,
+        id=uuid.uuid4(),
+        workspace_id=worker.workspace_id,
+        worker_id=worker.id,
+        thread_id=ev.thread_id,
+        turn_id=ev.turn_id,
+        request_id=str(p.get("request_id")),
+        kind=str(p.get("approval_kind") or "command"),
+        command=p.get("command"),
+        cwd=p.get("cwd"),
+        diff=p.get("diff"),
+        reason=p.get("reason"),
+        tool_name=p.get("tool_name"),
+        tool_input=p.get("input"),
+        created_at=ev.at,
     )
     session.add(approval)
     return approval.id
@@ -458,8 +536,13 @@ async def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent
 async def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent) -> uuid.UUID:
     p = ev.payload
     question = OpenQuestion(
-        id=uuid.uuid4(), workspace_id=worker.workspace_id, worker_id=worker.id, thread_id=ev.thread_id,
-        turn_id=ev.turn_id, request_id=str(p.get("request_id")), questions=list(p.get("questions") or []),
+        id=uuid.uuid4(),
+        workspace_id=worker.workspace_id,
+        worker_id=worker.id,
+        thread_id=ev.thread_id,
+        turn_id=ev.turn_id,
+        request_id=str(p.get("request_id")),
+        questions=list(p.get("questions") or []),
         created_at=ev.at,
     )
     session.add(question)
@@ -479,12 +562,21 @@ async def _lock_worker(session: AsyncSession, worker_id: uuid.UUID) -> Worker:
     return worker
 
 
-async def _expire_requests(session: AsyncSession, worker: Worker, *, reason: str, turn_id: str | None = None,
-                           request_id: str | None = None) -> None:
+async def _expire_requests(
+    session: AsyncSession,
+    worker: Worker,
+    *,
+    reason: str,
+    turn_id: str | None = None,
+    request_id: str | None = None,
+) -> None:
     """Close the worker's still-pending approvals and open questions as expired (with events)."""
-    aq = select(PendingApproval).where(PendingApproval.worker_id == worker.id,
-                                       PendingApproval.status == ApprovalStatus.pending)
-    qq = select(OpenQuestion).where(OpenQuestion.worker_id == worker.id, OpenQuestion.status == QuestionStatus.open)
+    aq = select(PendingApproval).where(
+        PendingApproval.worker_id == worker.id, PendingApproval.status == ApprovalStatus.pending
+    )
+    qq = select(OpenQuestion).where(
+        OpenQuestion.worker_id == worker.id, OpenQuestion.status == QuestionStatus.open
+    )
     if turn_id is not None:
         aq = aq.where(PendingApproval.turn_id == turn_id)
         qq = qq.where(OpenQuestion.turn_id == turn_id)
@@ -494,16 +586,24 @@ async def _expire_requests(session: AsyncSession, worker: Worker, *, reason: str
     await session.flush()
     for approval in (await session.execute(aq)).scalars():
         approval.status = ApprovalStatus.expired
-        await event_log.append(session, workspace_id=worker.workspace_id, event_type="approval.expired",
-                               entity_type="approval", entity_id=approval.id,
-                               payload={"worker_id": str(worker.id), "reason": reason,
-                                        "request_id": approval.request_id})
+        event_log.defer(
+            session,
+            workspace_id=worker.workspace_id,
+            event_type="approval.expired",
+            entity_type="approval",
+            entity_id=approval.id,
+            payload={"worker_id": str(worker.id), "reason": reason, "request_id": approval.request_id},
+        )
     for question in (await session.execute(qq)).scalars():
         question.status = QuestionStatus.expired
-        await event_log.append(session, workspace_id=worker.workspace_id, event_type="question.expired",
-                               entity_type="question", entity_id=question.id,
-                               payload={"worker_id": str(worker.id), "reason": reason,
-                                        "request_id": question.request_id})
+        event_log.defer(
+            session,
+            workspace_id=worker.workspace_id,
+            event_type="question.expired",
+            entity_type="question",
+            entity_id=question.id,
+            payload={"worker_id": str(worker.id), "reason": reason, "request_id": question.request_id},
+        )
 
 
 def agent_version(binary: str) -> str | None:

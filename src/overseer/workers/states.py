@@ -63,10 +63,22 @@ async def transition(session: AsyncSession, worker: Worker, target: WorkerStatus
     previous = worker.status
     worker.status = target.value
     worker.updated_at = utcnow()
-    session.add(StateTransition(worker_id=worker.id, workspace_id=worker.workspace_id, from_state=previous,
-                                to_state=target.value, reason=reason))
-    await event_log.append(session, workspace_id=worker.workspace_id, event_type="worker.state_changed",
-                           entity_type="worker", entity_id=worker.id,
-                           payload={"from": previous, "to": target.value, "reason": reason, "kind": worker.kind})
+    session.add(
+        StateTransition(
+            worker_id=worker.id,
+            workspace_id=worker.workspace_id,
+            from_state=previous,
+            to_state=target.value,
+            reason=reason,
+        )
+    )
+    event_log.defer(
+        session,
+        workspace_id=worker.workspace_id,
+        event_type="worker.state_changed",
+        entity_type="worker",
+        entity_id=worker.id,
+        payload={"from": previous, "to": target.value, "reason": reason, "kind": worker.kind},
+    )
     await session.flush()
     return True
