@@ -74,11 +74,14 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         app.state.jwt_key = settings.jwt_key()
         runtime = None
         if start_runtime:
+            from overseer.runtime.health import HealthMonitor
             from overseer.runtime.supervisor import Runtime
             from overseer.runtime.workers import WorkerManager
 
             runtime = Runtime(db=db, settings=settings, clock=clock)
-            runtime.add("workers", WorkerManager(db=db, settings=settings, clock=clock))
+            workers = WorkerManager(db=db, settings=settings, clock=clock)
+            runtime.add("workers", workers)
+            runtime.add("health", HealthMonitor(db=db, settings=settings, clock=clock, workers=workers))
             _register_optional(runtime)
             await runtime.start()
         app.state.runtime = runtime

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 
 from overseer.auth.deps import SupervisorRead, SupervisorWrite
 from overseer.deps import DbDep
 from overseer.errors import COMMON_ERRORS
 from overseer.ops import approvals as service
+from overseer.ops import read
 from overseer.ops.schemas import ApprovalDecision, ApprovalRead, QuestionAnswer, QuestionRead
 from overseer.workers.routes import manager_of
 
@@ -53,3 +54,40 @@ async def answer_question(request: Request, question_id: uuid.UUID, body: Questi
     row = await service.answer(db, manager_of(request), principal=principal, question_id=question_id,
                                answers=body.answers)
     return QuestionRead.model_validate(row)
+
+
+@router.get("/snapshot")
+async def get_snapshot(principal: SupervisorRead, db: DbDep) -> dict[str, Any]:
+    """The live picture: workspaces (health, current task, last activity, next step, blockers) with
+    their threads, unacknowledged signals, pending approvals, open questions and workers."""
+    async with db.read_session() as session:
+        return await read.snapshot(session, principal=principal)
+
+
+@router.get("/feed")
+async def get_feed(principal: SupervisorRead, db: DbDep,
+                   limit: Annotated[int, Query(ge=1, le=read.FEED_MAX)] = 100,
+                   needs_input: bool = False, workspace_id: uuid.UUID | None = None,
+                   before: Annotated[int | None, Query(ge=1)] = None) -> dict[str, Any]:
+    """The unified cross-workspace activity feed, newest first; ``needs_input`` = only waiting requests."""
+    async with db.read_session() as session:
+        return await read.feed(session, principal=principal, limit=limit, needs_input=needs_input,
+                               workspace_id=workspace_id, before=before)
+
+
+@router.get("/signals")
+async def list_signals(principal: SupervisorRead, db: DbDep, unacked: bool = True,
+                       workspace_id: uuid.UUID | None = None) -> list[dict[str, Any]]:
+    """Signals, most severe first (default: unacknowledged only)."""
+    async with db.read_session() as session:
+        rows = await read.list_signals(session, principal=principal, unacked_only=unacked, workspace_id=workspace_id)
+        return [read.signal_dict(s) for s in rows]
+
+
+@router.post("/signals/{signal_id}/ack")
+async def ack_signal(signal_id: Annotated[str, Path(max_length=200)], principal: SupervisorWrite,
+                     db: DbDep) -> dict[str, Any]:
+    """Acknowledge a signal (idempotent). Raising it again later reopens it."""
+    async with db.session() as session:
+        sig = await read.ack_signal(session, principal=principal, signal_id=signal_id)
+        return read.signal_dict(sig)

@@ -139,13 +139,17 @@ def _thread(state: OpsState, ev: EventLike, thread_id: str) -> ThreadView:
     return th
 
 
-def _touch(th: ThreadView | None, ws: WorkspaceView, ev: EventLike) -> None:
+def _touch(state: OpsState, th: ThreadView | None, ws: WorkspaceView, ev: EventLike) -> None:
+    """Every agent event counts as liveness (CM-003): activity clears stale and stalled."""
     ws.last_activity_at = ev.created_at
     if ws.health != "healthy":
         ws.health = "healthy"
     if th is not None:
         th.last_activity_at = ev.created_at
         ws.active_thread_id = th.thread_id
+        if th.status == "stalled" and th.active_turn_id:
+            th.status = "running"
+            _settle(state, ev, f"stalled:{th.thread_id}")
 
 
 def _raise(state: OpsState, ev: EventLike, sid: str, kind: str, title: str, context: dict[str, Any],
@@ -221,7 +225,7 @@ def reduce(state: OpsState, ev: EventLike) -> OpsState:
     ws = _ws(state, ev)
     tid = _thread_key(state, ev)
     th = _thread(state, ev, tid) if tid else None
-    _touch(th, ws, ev)
+    _touch(state, th, ws, ev)
     worker_id = p.get("worker_id") or (ev.entity_id if ev.entity_type == "worker" else None)
 
     if t == "thread.started" and th is not None:

@@ -471,7 +471,9 @@ class WorkerManager:
         worker.last_event_at = ev.at
         live = self.agents.get(worker.id)
         t = ev.type
-        if t == "thread.started" and ev.thread_id:
+        if t == "agent.ready" and isinstance(ev.payload.get("pid"), int):
+            worker.pid = ev.payload["pid"]  # a resume may replace the process (Claude)
+        elif t == "thread.started" and ev.thread_id:
             worker.thread_id = ev.thread_id
         elif t == "turn.started" and ev.turn_id:
             worker.active_turn_id = ev.turn_id
