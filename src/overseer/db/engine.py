@@ -81,6 +81,10 @@ class Database:
     async def _before_commit(self, session: AsyncSession) -> None:
         from overseer.events.log import flush_deferred
 
+        # Row locks are taken in a fixed order in every transaction: the caller's own rows (flushed
+        # here), then the event rows, then the projection rows (sorted by key in the hooks). This is
+        # what keeps concurrent units of work on PostgreSQL free of deadlocks.
+        await session.flush()
         await flush_deferred(session)
         outbox = session.info.get(OUTBOX_KEY)
         if outbox:

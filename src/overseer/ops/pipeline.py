@@ -115,7 +115,7 @@ class OpsPipeline:
         ws_rows: list[dict[str, Any]] = []
         th_rows: list[dict[str, Any]] = []
         sig_rows: list[dict[str, Any]] = []
-        for kind, key in st.dirty:
+        for kind, key in sorted(st.dirty):  # a fixed lock order across transactions
             if kind == "workspace" and key in st.workspaces:
                 w = asdict(st.workspaces[key])
                 w["workspace_id"] = uuid.UUID(key)

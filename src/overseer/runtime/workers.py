@@ -98,6 +98,7 @@ class LiveAgent:
     prompt: str | None = None
     """The prompt of the turn being started (adapters may not echo it in ``turn.started``)."""
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    turn_ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass
@@ -338,11 +339,16 @@ class WorkerManager:
             raise Conflict("No turn is running on this worker", details={"worker_id": str(worker_id)})
         await live.session.steer_turn(live.thread_id, live.turn_id, prompt)
 
-    async def interrupt(self, worker_id: uuid.UUID) -> None:
+    async def interrupt(self, worker_id: uuid.UUID, *, wait_s: float = 10.0) -> None:
+        """Interrupt the running turn and wait (up to ``wait_s``) until the agent reports it ended."""
         live = self.agents.get(worker_id)
         if live and live.turn_id and live.thread_id and live.session.alive:
             with contextlib.suppress(AgentError):
                 await live.session.interrupt_turn(live.thread_id, live.turn_id)
+            live.turn_ended.clear()
+            if live.turn_id is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(live.turn_ended.wait(), wait_s)
 
     async def pause(self, worker_id: uuid.UUID, *, reason: str = "paused by request") -> None:
         """RUNNING/IDLE -> PAUSED, then interrupt the running turn (UC-2). The thread is kept."""
@@ -489,6 +495,7 @@ class WorkerManager:
                 worker.active_turn_id = None
             if live and live.turn_id == ev.turn_id:
                 live.turn_id = None
+                live.turn_ended.set()
             status = ev.payload.get("status")
             if status == "failed":
                 worker.last_error = str(ev.payload.get("error") or "turn failed")[:2000]
