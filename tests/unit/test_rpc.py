@@ -86,8 +86,8 @@ class Peer:
     malformed: list[tuple[str, str]] = field(default_factory=list)
     closed: list[ProcessExit] = field(default_factory=list)
 
-    async def wait_for_notification(self, method: str, timeout: float = 5.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+    async def wait_for_notification(self, method: str, within_s: float = 5.0) -> dict[str, Any]:
+        deadline = time.monotonic() + within_s
         while time.monotonic() < deadline:
             for m, params in self.notifications:
                 if m == method:
@@ -291,3 +291,28 @@ async def test_slow_handler_does_not_block_responses() -> None:
         gate.set()
     finally:
         await proc.terminate(grace_s=1.0)
+
+
+async def test_wait_closed_from_a_handler_does_not_deadlock() -> None:
+    conn: JsonRpcConnection | None = None
+    waited: list[str] = []
+
+    async def on_notification(method: str, params: dict[str, Any]) -> None:
+        assert conn is not None
+        await conn.wait_closed()  # e.g. a sink calling session.stop() on an event
+        waited.append(method)
+
+    conn = JsonRpcConnection(on_notification=on_notification, name="peer", default_timeout_s=5.0)
+    proc = AgentProcess([sys.executable, "-u", "-c", PEER], env={}, cwd="/", on_line=conn.feed_line)
+    await proc.start()
+    conn.attach(proc)
+    try:
+        assert await conn.request("notify", {"n": 2}) == 2
+        for _ in range(100):
+            if len(waited) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert waited == ["peer/tick", "peer/tick"]
+    finally:
+        await proc.terminate(grace_s=1.0)
+    await asyncio.wait_for(conn.wait_closed(), 2)

@@ -119,6 +119,7 @@ class AgentProcess:
         self._eof_grace_s = eof_grace_s
         self._stderr: deque[str] = deque(maxlen=max(1, stderr_lines))
         self._proc: asyncio.subprocess.Process | None = None
+        self._transport: asyncio.SubprocessTransport | None = None
         self._write_lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[None]] = []
         self._exit: asyncio.Future[ProcessExit] | None = None
@@ -168,8 +169,13 @@ class AgentProcess:
         """
         if self._proc is not None:
             raise AgentError(f"{self.name} process already started")
+        loop = asyncio.get_running_loop()
         try:
-            self._proc = await asyncio.create_subprocess_exec(
+            # loop.subprocess_exec with our protocol (what create_subprocess_exec does inside) so the
+            # exit is seen when the child dies, not when every pipe is closed: on Python 3.11
+            # Process.wait() hangs while a grandchild still holds stdout.
+            transport, protocol = await loop.subprocess_exec(
+                lambda: _ExitAwareProtocol(limit=self._limit, loop=loop),
                 *self.argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
@@ -177,7 +183,6 @@ class AgentProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
-                limit=self._limit,
             )
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             if exc.filename is not None and os.fspath(exc.filename) == os.fspath(self.cwd):
@@ -193,12 +198,15 @@ class AgentProcess:
                 f"set {self._binary_setting} to the path of a working binary",
                 setting=self._binary_setting,
             ) from exc
-        loop = asyncio.get_running_loop()
+        self._transport = transport
+        self._proc = asyncio.subprocess.Process(transport, protocol, loop)
         self._exit = loop.create_future()
         logger.debug("%s started pid=%s argv0=%s cwd=%s", self.name, self._proc.pid, self.argv[0], self.cwd)
         stdout_task = asyncio.create_task(self._read_stdout(), name=f"{self.name}-stdout")
         stderr_task = asyncio.create_task(self._read_stderr(), name=f"{self.name}-stderr")
-        watcher = asyncio.create_task(self._watch(stdout_task, stderr_task), name=f"{self.name}-exit")
+        watcher = asyncio.create_task(
+            self._watch(protocol.exited, stdout_task, stderr_task), name=f"{self.name}-exit"
+        )
         self._tasks = [stdout_task, stderr_task, watcher]
 
     async def wait_exit(self) -> ProcessExit:
@@ -309,9 +317,11 @@ class AgentProcess:
             self._stderr.append(text)
             logger.debug("%s pid=%s stderr: %s", self.name, self.pid, text)
 
-    async def _watch(self, stdout_task: asyncio.Task[None], stderr_task: asyncio.Task[None]) -> None:
+    async def _watch(
+        self, exited: asyncio.Future[int], stdout_task: asyncio.Task[None], stderr_task: asyncio.Task[None]
+    ) -> None:
         assert self._proc is not None and self._exit is not None
-        returncode = await self._proc.wait()
+        returncode = await exited
         # Deliver what the child wrote before it died, but don't hang on a grandchild that inherited
         # the pipe: give each reader a short grace after the exit, then stop it.
         for task, grace in ((stdout_task, self._eof_grace_s), (stderr_task, min(0.2, self._eof_grace_s))):
@@ -321,11 +331,29 @@ class AgentProcess:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+        if self._transport is not None:
+            self._transport.close()  # release pipes a straggler still holds (no-op after a clean EOF)
         exit_ = ProcessExit(returncode=returncode if returncode >= 0 else None,
                             signal=-returncode if returncode < 0 else None)
         logger.debug("%s pid=%s exited: %s", self.name, self._proc.pid, exit_.describe())
         if not self._exit.done():
             self._exit.set_result(exit_)
+
+
+class _ExitAwareProtocol(asyncio.subprocess.SubprocessStreamProtocol):
+    """The stock stream protocol plus ``exited``: a future resolved with the return code as soon as
+    the child is reaped, independent of its pipes."""
+
+    def __init__(self, *, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=limit, loop=loop)
+        self.exited: asyncio.Future[int] = loop.create_future()
+
+    def process_exited(self) -> None:
+        transport = getattr(self, "_transport", None)  # the base class drops it in process_exited
+        returncode = transport.get_returncode() if transport is not None else None
+        super().process_exited()
+        if not self.exited.done():
+            self.exited.set_result(returncode if returncode is not None else -1)
 
 
 async def _iter_lines(reader: asyncio.StreamReader) -> AsyncIterator[tuple[str, str | None]]:

@@ -238,9 +238,11 @@ class JsonRpcConnection:
                 await self._dispatcher
 
     async def wait_closed(self) -> None:
-        """Wait until the process exited and ``on_closed`` has run."""
-        if self._dispatcher is not None:
-            await asyncio.shield(self._dispatcher)
+        """Wait until the process exited and ``on_closed`` has run. Called from inside a handler (on
+        the dispatcher task) it returns at once instead of waiting for itself."""
+        if self._dispatcher is None or asyncio.current_task() is self._dispatcher:
+            return
+        await asyncio.shield(self._dispatcher)
 
     async def _send_reply(self, message: dict[str, Any]) -> None:
         try:
