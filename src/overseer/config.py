@@ -74,6 +74,14 @@ class Settings(BaseSettings):
     stall_after_s: float = 120.0
     disconnect_after_s: float = 300.0
 
+    # Live event stream (GET /api/v1/ops/stream, issue 6 item 1; events/AGENTS.md)
+    stream_keepalive_s: float = 15.0
+    """Seconds between SSE comment pings on an idle stream (keeps proxies from closing it)."""
+    stream_queue_max: int = 1000
+    """Live events buffered per stream client; beyond it the client gets ``reconnect`` (slow_consumer)."""
+    stream_max_lifetime_s: float = 3600.0
+    """Seconds a stream stays open before ``reconnect`` (max_lifetime); the client resumes by Last-Event-ID."""
+
     # Jobs (manager-ai-mvp-spec.md §1.2)
     max_job_depth: int = 5
     default_depth_quota: int = 4

@@ -271,3 +271,86 @@ def main() -> None:
     except ApiError as exc:  # pragma: no cover - commands catch their own
         console.print(f"[red]error[/red] {exc}")
         sys.exit(1)
+
+
+# ---------------------------------------------------------------- dispatch (CM-005, CM-006)
+
+def _print_violations(exc: ApiError) -> None:
+    err = exc.body.get("error", {}) if isinstance(exc.body, dict) else {}
+    for v in (err.get("details") or {}).get("violations") or []:
+        console.print(f"  {v.get('path')}  [bold]{v.get('code')}[/bold]  {v.get('message')}")
+
+
+@app.command("dispatch")
+def dispatch_cmd(
+    ws: Annotated[str | None, typer.Option("--ws", help="Workspace names or ids, comma-separated")] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="The prompt of each turn")] = None,
+    kind: Annotated[str, typer.Option("--kind", help="codex | claude_code")] = "codex",
+    dedupe_key: Annotated[str | None, typer.Option("--dedupe-key", help="Idempotency key (per workspace)")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="Continue this thread (one workspace only)")] = None,
+    model: Annotated[str | None, typer.Option("--model")] = None,
+    effort: Annotated[str | None, typer.Option("--effort", help="minimal | low | medium | high")] = None,
+    access_mode: Annotated[str | None, typer.Option("--access-mode", help="read-only | default | full-access")
+                           ] = None,
+    contract: Annotated[str | None, typer.Option("--contract", help="An overseer.dispatch.v1 JSON file ('-': stdin)")
+                        ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw response")] = False,
+    url: UrlOpt = None, token: TokenOpt = None,
+) -> None:
+    """Dispatch turns to many workspaces at once: --ws a,b --prompt "...", or a whole --contract FILE.
+
+    Exits 1 when the contract is rejected (every violation is printed) or when any action failed.
+    """
+    from pathlib import Path
+
+    if (contract is None) == (ws is None or prompt is None):
+        raise typer.BadParameter("give either --contract FILE, or --ws and --prompt")
+    if contract is not None and any(v is not None for v in (ws, prompt, dedupe_key, thread, model, effort,
+                                                            access_mode)):
+        raise typer.BadParameter("--contract cannot be combined with --ws/--prompt options")
+    client = Client(url, token)
+    try:
+        names: dict[str, str] = {w["id"]: w["name"] for w in client.get("/api/v1/workspaces")}
+        if contract is not None:
+            try:
+                text = sys.stdin.read() if contract == "-" else Path(contract).read_text(encoding="utf-8")
+                body = json.loads(text)
+            except (OSError, ValueError) as exc:
+                raise typer.BadParameter(f"cannot read contract {contract!r}: {exc}") from exc
+        else:
+            assert ws is not None and prompt is not None
+            refs = [r.strip() for r in ws.split(",") if r.strip()]
+            if thread and len(refs) != 1:
+                raise typer.BadParameter("--thread needs exactly one workspace")
+            by_name = {n: i for i, n in names.items()}
+            actions = []
+            for n, ref in enumerate(refs, 1):
+                ws_id = ref if ref in names else by_name.get(ref)
+                if ws_id is None:
+                    raise typer.BadParameter(f"no workspace {ref!r}")
+                action: dict[str, Any] = {"type": "dispatch_turn", "action_id": f"{n}-{names[ws_id]}"[:100],
+                                          "workspace_id": ws_id, "prompt": prompt, "agent_kind": kind}
+                extra = {"dedupe_key": dedupe_key, "thread_id": thread, "model": model, "effort": effort,
+                         "access_mode": access_mode}
+                action.update({k: v for k, v in extra.items() if v is not None})
+                actions.append(action)
+            body = {"version": "overseer.dispatch.v1", "actions": actions}
+        out = client.post("/api/v1/ops/dispatch", json=body)
+    except ApiError as exc:
+        console.print(f"[red]error[/red] {exc}")
+        _print_violations(exc)
+        raise typer.Exit(1) from None
+    results = out.get("results", [])
+    if as_json:
+        console.print_json(json.dumps(out))
+    else:
+        table = Table("action", "workspace", "status", "worker", "thread", "turn", "note")
+        for r in results:
+            note = f"{r['error']['code']}: {r['error']['message']}" if r.get("error") else (
+                "replayed" if r.get("idempotent_replay") else "")
+            table.add_row(r["action_id"], names.get(r.get("workspace_id") or "", r.get("workspace_id") or ""),
+                          r["status"], (r.get("worker_id") or "")[:8], (r.get("thread_id") or "")[:12],
+                          (r.get("turn_id") or "")[:12], note[:80])
+        console.print(table)
+    if any(r["status"] != "dispatched" for r in results):
+        raise typer.Exit(1)

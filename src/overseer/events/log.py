@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from overseer.clock import utcnow
@@ -19,6 +19,22 @@ from overseer.events.bus import PublishedEvent
 from overseer.events.models import Event
 
 DEFERRED_KEY = "overseer.deferred_events"
+ORDER_LOCK_KEY = "overseer.events_order_lock"
+EVENTS_ADVISORY_LOCK = 0x0E5E7  # any fixed key: serializes event-appending transactions on PostgreSQL
+
+
+async def _lock_event_order(session: AsyncSession) -> None:
+    """On PostgreSQL, take a transaction-scoped advisory lock before the first event insert.
+
+    Readers resume the log by id (``Last-Event-ID``), which assumes ids become visible in id order.
+    With concurrent writers PostgreSQL could commit id 11 before id 10; serializing the appending
+    transactions (held until commit) restores the order. SQLite already has one writer.
+    """
+    if session.info.get(ORDER_LOCK_KEY):
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENTS_ADVISORY_LOCK})
+    session.info[ORDER_LOCK_KEY] = True
 
 
 def _jsonable(value: Any) -> Any:
@@ -46,6 +62,7 @@ async def append(
     """Append one event; returns it with its id. Published after the surrounding commit."""
     created_at = at or utcnow()
     data = _jsonable(payload or {})
+    await _lock_event_order(session)
     result = await session.execute(
         insert(Event)
         .values(workspace_id=workspace_id, event_type=event_type, entity_type=entity_type,
@@ -84,6 +101,7 @@ async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
     rows = session.info.pop(DEFERRED_KEY, None)
     if not rows:
         return []
+    await _lock_event_order(session)
     result = await session.execute(insert(Event).returning(Event.id, sort_by_parameter_order=True), rows)
     ids = [int(i) for i in result.scalars().all()]
     published = [PublishedEvent(i, r["workspace_id"], r["event_type"], r["entity_type"], r["entity_id"],

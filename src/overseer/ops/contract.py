@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 import pydantic
 from pydantic import Field
@@ -51,7 +51,7 @@ from pydantic import Field
 from overseer.errors import OverseerError
 from overseer.schemas import WriteSchema
 
-VERSION = "overseer.dispatch.v1"
+VERSION: Final = "overseer.dispatch.v1"
 MAX_ACTIONS = 100
 MAX_PROMPT = 200_000
 MAX_ACTION_ID = 100

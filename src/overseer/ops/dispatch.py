@@ -15,7 +15,7 @@ Execution:
   ``thread/resume``; else the worker's current thread, or a new one). An explicit ``agent_kind`` or
   ``access_mode`` that the chosen worker does not have is ``WORKER_MISMATCH``.
 - ``steer_turn`` / ``interrupt_turn`` act on the worker's running turn (none running: ``CONFLICT``).
-- ``ack_signal`` calls ``ops.signals.ack`` (``NOT_IMPLEMENTED`` while that module does not exist).
+- ``ack_signal`` acknowledges through ``ops.read.ack_signal`` (the same rule as the API route).
 - Idempotency (``dispatch_turn`` with ``dedupe_key``): a ``dispatch_records`` row is inserted before the
   action acts, so of two concurrent twins only one acts; the other replays. A key seen before returns the
   stored result with ``idempotent_replay: true`` and does nothing (``DISPATCH_IN_PROGRESS`` while the first
@@ -51,6 +51,7 @@ from overseer.db.engine import Database
 from overseer.db.repository import scoped
 from overseer.errors import AgentUnavailable, Conflict, InvalidStateTransition, NotFound, OverseerError
 from overseer.events import log as event_log
+from overseer.ops import read
 from overseer.ops.contract import VERSION, AckSignal, Action, Contract, DispatchTurn, InterruptTurn, SteerTurn
 from overseer.ops.dispatch_models import DispatchRecord
 from overseer.runtime.workers import WorkerManager
@@ -346,15 +347,11 @@ class _Executor:
 
     async def _ack_signal(self, a: AckSignal) -> ActionResult:
         try:
-            from overseer.ops import signals  # built separately; absent until it lands
-        except ImportError:
-            signals = None  # type: ignore[assignment]
-        ack = getattr(signals, "ack", None)
-        if ack is None:
-            raise _Failed("NOT_IMPLEMENTED", "Acknowledging signals is not available yet")
-        async with self.db.session() as session:
-            signal = await ack(session, principal=self.principal, signal_id=a.signal_id)
-            workspace_id = getattr(signal, "workspace_id", None)
+            async with self.db.session() as session:
+                signal = await read.ack_signal(session, principal=self.principal, signal_id=a.signal_id)
+                workspace_id = signal.workspace_id
+        except NotFound as exc:
+            raise _Failed("NOT_FOUND", exc.message) from exc
         return ActionResult(action_id=a.action_id, type=a.type, status="dispatched", workspace_id=workspace_id)
 
     # ------------------------------------------------------------------ audit
