@@ -66,7 +66,10 @@ class Settings(BaseSettings):
     terminate_grace_s: float = 5.0
     resume_prompt: str = "Continue where you left off."
     worker_restart_max: int = 3
+    """Restart intensity: at most this many automatic restarts of a crashed worker per window (0 = off)."""
     worker_restart_window_s: float = 300.0
+    worker_restart_backoff_s: float = 0.5
+    """Base of the jittered exponential backoff between restarts (seconds)."""
 
     # Live operations (live-operations-view-epic.md, issue 4)
     health_tick_s: float = 5.0

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import shutil
 import subprocess
 import time
@@ -94,6 +95,7 @@ class LiveAgent:
     config: AgentConfig
     stopping: bool = False
     thread_id: str | None = None
+    """The thread this process has loaded (None right after spawn, even if the worker has one)."""
     turn_id: str | None = None
     prompt: str | None = None
     """The prompt of the turn being started (adapters may not echo it in ``turn.started``)."""
@@ -136,6 +138,9 @@ class WorkerManager:
         self._queue: asyncio.Queue[tuple[uuid.UUID, AgentEvent]] = asyncio.Queue()
         self._ingest_task: asyncio.Task[None] | None = None
         self.on_committed: list[Callable[[list[tuple[uuid.UUID, AgentEvent]]], None]] = []
+        self._restarts: dict[uuid.UUID, deque[float]] = {}
+        self._restart_tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -145,6 +150,10 @@ class WorkerManager:
 
     async def stop(self) -> None:
         """Stop every agent (gracefully, then killed) and flush the ingest queue."""
+        self._stopping = True
+        for task in list(self._restart_tasks):
+            task.cancel()
+        await asyncio.gather(*self._restart_tasks, return_exceptions=True)
         await asyncio.gather(
             *(
                 self._stop_agent(a, grace_s=min(self.settings.terminate_grace_s, 2.0))
@@ -168,6 +177,7 @@ class WorkerManager:
 
         Their pending approvals and questions are closed as expired (the request died with the agent).
         """
+        lost: list[tuple[uuid.UUID, bool]] = []
         async with self.db.session() as session:
             rows = (
                 (
@@ -185,11 +195,19 @@ class WorkerManager:
                 worker.pid = None
                 if worker.status == S.PAUSED:
                     continue  # a paused worker holds no process by design; resume restarts it
+                was_running = worker.status == S.RUNNING
                 worker.last_error = "agent process lost: the server restarted"
                 await states.transition(
                     session, worker, S.FAILED, reason="agent process lost on server restart"
                 )
                 await _expire_requests(session, worker, reason="agent process lost on server restart")
+                event_log.defer(session, workspace_id=worker.workspace_id, event_type="health.disconnected",
+                                entity_type="worker", entity_id=worker.id,
+                                payload={"worker_id": str(worker.id), "thread_id": worker.thread_id,
+                                         "reason": "agent process lost on server restart"})
+                lost.append((worker.id, was_running))
+        for worker_id, was_running in lost:
+            self._schedule_restart(worker_id, resume_turn=was_running)
 
     # ------------------------------------------------------------------ commands
 
@@ -237,7 +255,7 @@ class WorkerManager:
             self._queue.put_nowait((worker_id, ev))
 
         agent = self.agent_factory(config, sink)
-        live = LiveAgent(worker_id, worker.workspace_id, agent, config, thread_id=worker.thread_id)
+        live = LiveAgent(worker_id, worker.workspace_id, agent, config)
         self.agents[worker_id] = live
         try:
             await agent.start()
@@ -286,11 +304,14 @@ class WorkerManager:
                 raise InvalidStateTransition("worker", worker.id, worker.status, S.RUNNING.value)
             states.check(worker, S.RUNNING)
             await states.transition(session, worker, S.RUNNING, reason=reason)
+            known_thread = worker.thread_id
         try:
             live = await self.launch(worker_id)
             async with live.lock:
-                target = thread_id or live.thread_id
-                if target is None or target != live.thread_id or not live.thread_id:
+                # Continue the worker's own thread (with its history) unless told otherwise; a freshly
+                # spawned process has no thread loaded, so it resumes it first.
+                target = thread_id or live.thread_id or known_thread
+                if target is None or target != live.thread_id:
                     live.thread_id = await live.session.start_thread(resume_thread_id=target)
                 live.prompt = prompt
                 turn_id = await live.session.start_turn(live.thread_id, prompt, model=model, effort=effort)
@@ -413,6 +434,69 @@ class WorkerManager:
         finally:
             self.agents.pop(live.worker_id, None)
 
+    # ------------------------------------------------------------------ restart policy
+
+    def _schedule_restart(self, worker_id: uuid.UUID, *, resume_turn: bool) -> None:
+        """Erlang/OTP-style intensity: at most ``worker_restart_max`` restarts per
+        ``worker_restart_window_s``, with jittered exponential backoff; past that the worker stays
+        FAILED and a ``worker.restart_exhausted`` event escalates it (ARCHITECTURE.md "Defaults")."""
+        if self._stopping or self.settings.worker_restart_max <= 0:
+            return
+        history = self._restarts.setdefault(worker_id, deque())
+        now = time.monotonic()
+        while history and now - history[0] > self.settings.worker_restart_window_s:
+            history.popleft()
+        task: asyncio.Task[None]
+        if len(history) >= self.settings.worker_restart_max:
+            task = asyncio.create_task(self._restart_exhausted(worker_id, len(history)))
+        else:
+            base = self.settings.worker_restart_backoff_s
+            delay = min(base * 2 ** len(history), 30.0) * (0.5 + random.random())
+            history.append(now)
+            task = asyncio.create_task(self._restart(worker_id, delay, resume_turn), name=f"restart-{worker_id}")
+        self._restart_tasks.add(task)
+        task.add_done_callback(self._restart_tasks.discard)
+
+    async def _restart_exhausted(self, worker_id: uuid.UUID, count: int) -> None:
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            event_log.defer(session, workspace_id=worker.workspace_id, event_type="worker.restart_exhausted",
+                            entity_type="worker", entity_id=worker.id,
+                            payload={"restarts": count, "window_s": self.settings.worker_restart_window_s,
+                                     "last_error": worker.last_error})
+
+    async def _restart(self, worker_id: uuid.UUID, delay_s: float, resume_turn: bool) -> None:
+        """FAILED -> RETRYING -> (new process, thread resumed) -> IDLE, then continue the lost turn."""
+        await asyncio.sleep(delay_s)
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            if worker.status != S.FAILED:
+                return
+            worker.restart_count += 1
+            attempt = worker.restart_count
+            thread_id = worker.thread_id
+            await states.transition(session, worker, S.RETRYING, reason=f"restart #{attempt} by policy")
+        try:
+            live = await self.launch(worker_id)
+            if thread_id:
+                async with live.lock:
+                    live.thread_id = await live.session.start_thread(resume_thread_id=thread_id)
+        except Exception as exc:
+            log.warning("restart of worker %s failed: %s", worker_id, exc)
+            await self.mark_failed(worker_id, reason=f"restart #{attempt} failed: {exc}")
+            self._schedule_restart(worker_id, resume_turn=resume_turn)
+            return
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            if worker.status != S.RETRYING:
+                return
+            worker.last_error = None
+            await states.transition(session, worker, S.IDLE, reason=f"restarted; thread {thread_id or '-'} resumed")
+        if resume_turn and thread_id:
+            with contextlib.suppress(Exception):
+                await self.send_turn(worker_id, self.settings.resume_prompt, thread_id=thread_id,
+                                     reason="continuing the turn the crash interrupted")
+
     # ------------------------------------------------------------------ ingest
 
     async def _ingest_loop(self) -> None:
@@ -516,8 +600,11 @@ class WorkerManager:
             if not expected and worker.status in {s.value for s in states.LIVE_STATES}:
                 rc = ev.payload.get("returncode")
                 sig = ev.payload.get("signal")
+                was_running = worker.status == S.RUNNING
                 worker.last_error = f"agent process exited unexpectedly (returncode={rc}, signal={sig})"
-                await states.transition(session, worker, S.FAILED, reason=worker.last_error)
+                if worker.status != S.PAUSED:
+                    await states.transition(session, worker, S.FAILED, reason=worker.last_error)
+                    self._schedule_restart(worker.id, resume_turn=was_running)
 
 
 async def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> uuid.UUID:
