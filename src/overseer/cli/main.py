@@ -354,3 +354,7 @@ def dispatch_cmd(
         console.print(table)
     if any(r["status"] != "dispatched" for r in results):
         raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    main()
