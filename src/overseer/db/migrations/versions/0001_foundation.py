@@ -61,7 +61,7 @@ def upgrade() -> None:
         sa.Column("workspace_id", sa.Uuid(), nullable=False),
         sa.Column("event_type", sa.String(length=100), nullable=False),
         sa.Column("entity_type", sa.String(length=50), nullable=False),
-        sa.Column("entity_id", sa.String(length=64), nullable=False),
+        sa.Column("entity_id", sa.String(length=200), nullable=False),
         sa.Column(
             "payload",
             sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
