@@ -356,5 +356,7 @@ def dispatch_cmd(
         raise typer.Exit(1)
 
 
+from overseer.cli import ops as _ops  # noqa: E402,F401  (registers status/feed)
+
 if __name__ == "__main__":
     main()
