@@ -9,6 +9,7 @@ is gone closes the request as expired (409).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -56,15 +57,20 @@ def _closed(kind: str, row: Any) -> Conflict:
                     details={"id": str(row.id), "status": row.status})
 
 
-async def decide(db: Database, manager: WorkerManager, *, principal: Principal, approval_id: uuid.UUID,
+async def decide(db: Database, manager: Callable[[], WorkerManager], *, principal: Principal, approval_id: uuid.UUID,
                  decision: str) -> PendingApproval:
-    """Deliver ``decision`` to the agent and record it. Raises NotFound, Conflict (REQUEST_CLOSED)."""
+    """Deliver ``decision`` to the agent and record it. Raises NotFound, Conflict (REQUEST_CLOSED).
+
+    ``manager`` is called only once the approval is known to be visible and pending, so a node
+    without a runtime still answers 404 for another tenant's approval.
+    """
     async with db.read_session() as session:
         approval = await get_scoped(session, PendingApproval, approval_id, principal, entity="approval")
         if approval.status != ApprovalStatus.pending:
             raise _closed("approval", approval)
+    workers = manager()  # 503 when this node has no runtime; nothing is changed
     try:
-        await manager.answer_approval(approval.worker_id, approval.request_id, decision)  # type: ignore[arg-type]
+        await workers.answer_approval(approval.worker_id, approval.request_id, decision)  # type: ignore[arg-type]
     except Exception as exc:
         async with db.session() as session:
             await session.execute(update(PendingApproval).where(PendingApproval.id == approval_id,
@@ -88,15 +94,16 @@ async def decide(db: Database, manager: WorkerManager, *, principal: Principal, 
         return row
 
 
-async def answer(db: Database, manager: WorkerManager, *, principal: Principal, question_id: uuid.UUID,
+async def answer(db: Database, manager: Callable[[], WorkerManager], *, principal: Principal, question_id: uuid.UUID,
                  answers: dict[str, str]) -> OpenQuestion:
     """Deliver ``answers`` to the agent and record them. Raises NotFound, Conflict (REQUEST_CLOSED)."""
     async with db.read_session() as session:
         question = await get_scoped(session, OpenQuestion, question_id, principal, entity="question")
         if question.status != QuestionStatus.open:
             raise _closed("question", question)
+    workers = manager()
     try:
-        await manager.answer_question(question.worker_id, question.request_id, answers)
+        await workers.answer_question(question.worker_id, question.request_id, answers)
     except Exception as exc:
         async with db.session() as session:
             await session.execute(update(OpenQuestion).where(OpenQuestion.id == question_id,

@@ -33,7 +33,7 @@ async def list_approvals(principal: SupervisorRead, db: DbDep, status: StatusQ =
 async def decide_approval(request: Request, approval_id: uuid.UUID, body: ApprovalDecision,
                           principal: SupervisorWrite, db: DbDep) -> ApprovalRead:
     """Answer an approval: accept | accept_for_session | decline | cancel. 409 if no longer pending."""
-    row = await service.decide(db, manager_of(request), principal=principal, approval_id=approval_id,
+    row = await service.decide(db, lambda: manager_of(request), principal=principal, approval_id=approval_id,
                                decision=body.decision)
     return ApprovalRead.model_validate(row)
 
@@ -51,7 +51,7 @@ async def list_questions(principal: SupervisorRead, db: DbDep, status: StatusQ =
 async def answer_question(request: Request, question_id: uuid.UUID, body: QuestionAnswer,
                           principal: SupervisorWrite, db: DbDep) -> QuestionRead:
     """Answer an open question; the answer reaches the agent. 409 if no longer open."""
-    row = await service.answer(db, manager_of(request), principal=principal, question_id=question_id,
+    row = await service.answer(db, lambda: manager_of(request), principal=principal, question_id=question_id,
                                answers=body.answers)
     return QuestionRead.model_validate(row)
 

@@ -121,7 +121,7 @@ class HealthMonitor:
                 continue
             decision = (ws_settings or {}).get("approval_timeout_decision", "decline")
             try:
-                await approvals.decide(self.db, self.workers, principal=SYSTEM, approval_id=approval.id,
+                await approvals.decide(self.db, lambda: self.workers, principal=SYSTEM, approval_id=approval.id,
                                        decision=decision)
             except Exception as exc:  # closed meanwhile, or the agent is gone: nothing to time out
                 log.info("approval %s not timed out: %s", approval.id, exc)
