@@ -75,6 +75,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
         runtime = None
         if start_runtime:
             from overseer.runtime.health import HealthMonitor
+            from overseer.runtime.notifier import Notifier
             from overseer.runtime.supervisor import Runtime
             from overseer.runtime.workers import WorkerManager
 
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
             workers = WorkerManager(db=db, settings=settings, clock=clock)
             runtime.add("workers", workers)
             runtime.add("health", HealthMonitor(db=db, settings=settings, clock=clock, workers=workers))
+            runtime.add("notifier", Notifier(db=db, settings=settings))
             _register_optional(runtime)
             await runtime.start()
         app.state.runtime = runtime

@@ -85,6 +85,16 @@ class Settings(BaseSettings):
     stream_max_lifetime_s: float = 3600.0
     """Seconds a stream stays open before ``reconnect`` (max_lifetime); the client resumes by Last-Event-ID."""
 
+    # Notifications (CM-011)
+    webhook_max_attempts: int = 5
+    webhook_backoff_s: float = 1.0
+
+    # Supervisor chat (issue 6 item 5; ops/AGENTS.md "chat")
+    planner_agent: Literal["codex", "claude_code", "none"] = "codex"
+    """The agent that turns free chat text into an overseer.dispatch.v1 contract ("none": commands only)."""
+    planner_model: str | None = None
+    """The planner's model (default: codex_model / claude_model, like workers)."""
+
     # Jobs (manager-ai-mvp-spec.md §1.2)
     max_job_depth: int = 5
     default_depth_quota: int = 4

@@ -6,11 +6,11 @@ import uuid
 
 from fastapi import APIRouter
 
-from overseer.auth.deps import Admin, AnyPrincipal
+from overseer.auth.deps import Admin, AnyPrincipal, SupervisorWrite
 from overseer.deps import DbDep
 from overseer.errors import COMMON_ERRORS
 from overseer.workspaces import service
-from overseer.workspaces.schemas import WorkspaceCreate, WorkspaceRead
+from overseer.workspaces.schemas import WorkspaceCreate, WorkspaceRead, WorkspaceSettings
 
 router = APIRouter(prefix="/api/v1/workspaces", tags=["workspaces"], responses=COMMON_ERRORS)
 
@@ -34,3 +34,12 @@ async def list_workspaces(principal: AnyPrincipal, db: DbDep) -> list[WorkspaceR
 async def get_workspace(workspace_id: uuid.UUID, principal: AnyPrincipal, db: DbDep) -> WorkspaceRead:
     async with db.read_session() as session:
         return WorkspaceRead.model_validate(await service.get(session, principal=principal, workspace_id=workspace_id))
+
+
+@router.put("/{workspace_id}/settings", response_model=WorkspaceRead)
+async def put_settings(workspace_id: uuid.UUID, body: WorkspaceSettings, principal: SupervisorWrite, db: DbDep
+                       ) -> WorkspaceRead:
+    """Replace the workspace's settings: outbound webhooks, the approval timeout and its decision."""
+    async with db.session() as session:
+        ws = await service.update_settings(session, principal=principal, workspace_id=workspace_id, data=body)
+        return WorkspaceRead.model_validate(ws)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import AnyHttpUrl, Field
 
 from overseer.schemas import ReadSchema, WriteSchema
 
@@ -21,3 +21,21 @@ class WorkspaceRead(ReadSchema):
     root_path: str
     settings: dict[str, Any]
     created_at: datetime
+
+
+class Webhook(WriteSchema):
+    """An outbound webhook: a generic JSON POST or Slack's incoming-webhook format."""
+
+    url: AnyHttpUrl
+    format: Literal["generic", "slack"] = "generic"
+    kinds: list[Literal["needs_approval", "needs_input", "failed", "stalled", "disconnected"]] = Field(
+        default_factory=lambda: ["needs_approval", "needs_input", "failed"], max_length=5)
+
+
+class WorkspaceSettings(WriteSchema):
+    """Per-workspace settings (PUT replaces them whole)."""
+
+    webhooks: list[Webhook] = Field(default_factory=list, max_length=20)
+    approval_timeout_s: float | None = Field(default=None, gt=0, le=7 * 86400)
+    """Pending approvals older than this get ``approval_timeout_decision`` (issue 4 item 5)."""
+    approval_timeout_decision: Literal["decline", "cancel", "accept"] = "decline"

@@ -13,7 +13,7 @@ from overseer.db.repository import scoped
 from overseer.errors import Conflict, NotFound, ValidationFailed
 from overseer.events import log as event_log
 from overseer.workspaces.models import Workspace
-from overseer.workspaces.schemas import WorkspaceCreate
+from overseer.workspaces.schemas import WorkspaceCreate, WorkspaceSettings
 
 
 async def create(session: AsyncSession, *, data: WorkspaceCreate, actor: str) -> Workspace:
@@ -63,4 +63,16 @@ async def resolve(session: AsyncSession, *, principal: Principal, ref: str) -> W
     return ws
 
 
-__all__ = ["create", "get", "list_visible", "resolve", "scoped", "scoped_ws"]
+async def update_settings(session: AsyncSession, *, principal: Principal, workspace_id: uuid.UUID,
+                          data: WorkspaceSettings) -> Workspace:
+    """Replace a visible workspace's settings. Raises NotFound."""
+    ws = await get(session, principal=principal, workspace_id=workspace_id)
+    ws.settings = data.model_dump(mode="json")
+    await event_log.append(session, workspace_id=ws.id, event_type="workspace.settings_changed",
+                           entity_type="workspace", entity_id=ws.id,
+                           payload={"by": principal.subject, "webhooks": len(data.webhooks),
+                                    "approval_timeout_s": data.approval_timeout_s})
+    return ws
+
+
+__all__ = ["create", "get", "list_visible", "resolve", "scoped", "scoped_ws", "update_settings"]
