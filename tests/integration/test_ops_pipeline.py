@@ -60,7 +60,7 @@ async def _append_batches(app: Any, events: list[Any], cuts: list[int], ws_ids: 
 
 
 class TestRestore:
-    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
     @given(raw=st.lists(_event_strategy(), min_size=1, max_size=25),
            cuts=st.lists(st.integers(min_value=1, max_value=6), max_size=6))
     async def test_projections_equal_the_replayed_log(self, app: Any, workspace_factory: Any, raw: list[Any],

@@ -17,7 +17,7 @@ from overseer.auth.tokens import Principal
 from overseer.errors import NotFound
 
 T = TypeVar("T")
-S = TypeVar("S", bound=Select[Any])
+S = TypeVar("S", bound=Select)  # type: ignore[type-arg]
 
 
 def scoped(stmt: S, model: Any, principal: Principal) -> S:

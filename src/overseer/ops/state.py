@@ -29,13 +29,22 @@ TASK_MAX = 300
 
 
 class EventLike(Protocol):
-    id: int
-    workspace_id: Any
-    event_type: str
-    entity_type: str
-    entity_id: str
-    payload: dict[str, Any]
-    created_at: datetime
+    """What the reducer reads of an event (a row of ``events`` or a published event)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def workspace_id(self) -> Any: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def entity_type(self) -> str: ...
+    @property
+    def entity_id(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def created_at(self) -> datetime: ...
 
 
 @dataclass

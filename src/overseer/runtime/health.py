@@ -83,7 +83,8 @@ class HealthMonitor:
                 busy_ws[th.workspace_id] = min(busy_ws.get(th.workspace_id, silent), silent)
                 payload = {"thread_id": th.thread_id, "worker_id": str(th.worker_id), "silent_s": round(silent, 1),
                            "since": th.last_activity_at.isoformat() if th.last_activity_at else None}
-                gone = worker_status in ("IDLE", "RUNNING") and not self.workers.is_alive(th.worker_id)
+                gone = (worker_status in ("IDLE", "RUNNING") and th.worker_id is not None
+                        and not self.workers.is_alive(th.worker_id))
                 if gone or silent > s.disconnect_after_s:
                     if th.status != "failed" and f"disconnected:{th.worker_id}" not in open_disconnects:
                         reason = "agent process is gone" if gone else f"agent silent for {int(silent)} s"

@@ -375,7 +375,7 @@ class WorkerManager:
         """RUNNING/IDLE -> PAUSED, then interrupt the running turn (UC-2). The thread is kept."""
         async with self.db.session() as session:
             worker = await _lock_worker(session, worker_id)
-            await states.transition(session, worker, S.PAUSED, reason=reason) or _already(worker, S.PAUSED)
+            await states.transition(session, worker, S.PAUSED, reason=reason)  # a repeat is a no-op
         await self.interrupt(worker_id)
 
     async def resume(self, worker_id: uuid.UUID, *, reason: str = "resumed by request") -> str | None:
@@ -401,9 +401,7 @@ class WorkerManager:
         """Any live state -> TERMINATED: interrupt, stop gracefully, kill after the grace period."""
         async with self.db.session() as session:
             worker = await _lock_worker(session, worker_id)
-            await states.transition(session, worker, S.TERMINATED, reason=reason) or _already(
-                worker, S.TERMINATED
-            )
+            await states.transition(session, worker, S.TERMINATED, reason=reason)  # a repeat is a no-op
             worker.active_turn_id = None
             await _expire_requests(session, worker, reason="worker terminated")
         live = self.agents.get(worker_id)
@@ -643,11 +641,6 @@ async def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent
     )
     session.add(question)
     return question.id
-
-
-def _already(worker: Worker, target: WorkerStatus) -> None:
-    """A repeated pause/terminate is a no-op (idempotent), not an error."""
-    return None
 
 
 async def _lock_worker(session: AsyncSession, worker_id: uuid.UUID) -> Worker:

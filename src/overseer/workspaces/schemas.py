@@ -23,13 +23,16 @@ class WorkspaceRead(ReadSchema):
     created_at: datetime
 
 
+SignalKind = Literal["needs_approval", "needs_input", "failed", "stalled", "disconnected"]
+DEFAULT_WEBHOOK_KINDS: tuple[SignalKind, ...] = ("needs_approval", "needs_input", "failed")
+
+
 class Webhook(WriteSchema):
     """An outbound webhook: a generic JSON POST or Slack's incoming-webhook format."""
 
     url: AnyHttpUrl
     format: Literal["generic", "slack"] = "generic"
-    kinds: list[Literal["needs_approval", "needs_input", "failed", "stalled", "disconnected"]] = Field(
-        default_factory=lambda: ["needs_approval", "needs_input", "failed"], max_length=5)
+    kinds: list[SignalKind] = Field(default_factory=lambda: list(DEFAULT_WEBHOOK_KINDS), max_length=5)
 
 
 class WorkspaceSettings(WriteSchema):
