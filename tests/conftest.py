@@ -159,6 +159,22 @@ def ws_headers(make_token: TokenFactory, workspace: dict[str, Any]) -> Callable[
     return _h
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Agent tests exercise agents, not storage: they run on SQLite only, unless marked ``both_dbs``
+    (every endpoint is covered on both databases by the integration tests)."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_pg = callspec is not None and callspec.params.get("db_url") == "pg"
+        if on_pg and item.get_closest_marker("agents") and not item.get_closest_marker("both_dbs"):
+            drop.append(item)
+        else:
+            keep.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(autouse=True)
 def _no_leftover_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("OVERSEER_DATABASE_URL", raising=False)

@@ -21,7 +21,7 @@ from overseer.config import Settings
 from overseer.events.models import Event
 from overseer.testing import ScriptedModelServer
 
-pytestmark = pytest.mark.agents
+pytestmark = [pytest.mark.agents, pytest.mark.both_dbs]
 VERSION = "overseer.dispatch.v1"
 
 

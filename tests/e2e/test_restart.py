@@ -22,7 +22,7 @@ from overseer.testing import ScriptedModelServer
 from tests.conftest import JWT_KEY, bearer
 from tests.e2e.conftest import alive
 
-pytestmark = pytest.mark.agents
+pytestmark = [pytest.mark.agents, pytest.mark.both_dbs]
 
 
 def _free_port() -> int:
