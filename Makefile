@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 AGENTS_STAMP := .tools/agents/.installed
+BROWSER_STAMP := .tools/.browser
 
 .PHONY: demo test test-fast lint typecheck agents venv clean bench
 
@@ -22,8 +23,12 @@ $(AGENTS_STAMP): scripts/install-agents.sh
 	bash scripts/install-agents.sh
 	@touch $(AGENTS_STAMP)
 
+$(BROWSER_STAMP): scripts/install-browser.sh
+	bash scripts/install-browser.sh
+	@mkdir -p .tools && touch $(BROWSER_STAMP)
+
 # The whole suite on SQLite and on a throwaway PostgreSQL (when the server binaries exist).
-test: venv agents
+test: venv agents $(BROWSER_STAMP)
 	@bash scripts/run-tests.sh
 
 test-fast: venv

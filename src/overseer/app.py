@@ -23,6 +23,7 @@ from overseer.errors import install_error_handlers
 from overseer.events.bus import EventBus
 from overseer.idempotency import IdempotencyMiddleware
 from overseer.ops.pipeline import OpsPipeline
+from overseer.web.routes import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     app.add_middleware(IdempotencyMiddleware)
     for router in _routers():
         app.include_router(router)
+    install_web(app)  # the live page at /, /static, /auth/*, and the CSRF middleware (outermost)
 
     @app.get("/healthz", tags=["meta"])
     async def healthz() -> JSONResponse:

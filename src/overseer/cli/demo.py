@@ -111,7 +111,11 @@ async def _demo(port: int, exit_after: float | None) -> int:
                     approval = pending[0]
                     break
                 await asyncio.sleep(0.1)
-        _banner(base, token, approval, workspaces)
+        from overseer.web.auth import create_login_link
+
+        login_link = create_login_link(settings, settings.jwt_key(), subject="demo-admin", scopes=["admin"],
+                                       workspace_ids=["*"], base_url=base)
+        _banner(base, token, approval, workspaces, login_link=login_link, data_dir=data_dir)
         waiter = asyncio.create_task(stop.wait())
         await asyncio.wait([waiter, serve_task], timeout=exit_after, return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
@@ -123,11 +127,17 @@ async def _demo(port: int, exit_after: float | None) -> int:
         model.stop()
 
 
-def _banner(base: str, token: str, approval: dict[str, Any] | None, workspaces: dict[str, Any]) -> None:
+def _banner(base: str, token: str, approval: dict[str, Any] | None, workspaces: dict[str, Any],
+            login_link: str | None = None, data_dir: Path | None = None) -> None:
     print("\n" + "=" * 78)
     print(f" Overseer is running at {base}   (API docs: {base}/docs)")
     listing = ", ".join(f"{n} ({w['root_path']})" for n, w in workspaces.items())
     print(f" Workspaces: {listing}")
+    if login_link:
+        print("\n Open the live page (this sign-in link works once, within 2 minutes):")
+        print(f"   {login_link}")
+        env = f"OVERSEER_DATA_DIR={data_dir} " if data_dir else ""
+        print(f"   a new link: {env}.venv/bin/overseer open --url {base}")
     print("\n Use it from another terminal:")
     print(f"   export OVERSEER_URL={base}")
     print(f"   export OVERSEER_TOKEN={token}")
@@ -135,7 +145,7 @@ def _banner(base: str, token: str, approval: dict[str, Any] | None, workspaces: 
     print("   .venv/bin/overseer approvals        # what is waiting for you")
     if approval:
         print(f"\n Codex asks to run: {approval.get('command')}")
-        print(f"   .venv/bin/overseer approve {approval['id']}    (or: overseer deny {approval['id']})")
+        print(f"   .venv/bin/overseer approve {approval['id']}    (or: overseer deny {approval['id']}, or the live page)")
         print(f"   curl -X POST -H \"Authorization: Bearer $OVERSEER_TOKEN\" -H 'content-type: application/json' "
               f"-d '{{\"decision\":\"accept\"}}' {base}/api/v1/ops/approvals/{approval['id']}")
     else:
