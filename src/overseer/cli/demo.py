@@ -2,7 +2,7 @@
 
 Starts the scripted model server on 127.0.0.1, then ``overseer serve`` (API + runtime) on the
 embedded SQLite default in ``./.data/demo`` (or ``$OVERSEER_DATA_DIR``), creates two workspaces (fresh
-git repositories), a Codex worker and a Claude Code worker, sends each a turn, and leaves one approval
+git repositories), a Codex worker and a Claude Code worker, dispatches one contract to both, and leaves one approval
 waiting for the person at the keyboard. It prints where to look and how to approve, then streams the
 event log until Ctrl-C (or ``--exit-after`` seconds).
 """
@@ -100,10 +100,18 @@ async def _demo(port: int, exit_after: float | None) -> int:
                 if "error" in w:
                     print(f"worker failed to start: {w['error']}")
                     return 1
-            await http.post(f"/api/v1/workers/{claude['id']}/turns",
-                            json={"prompt": "Describe this repository in one line."})
-            await http.post(f"/api/v1/workers/{codex['id']}/turns",
-                            json={"prompt": "Record a greeting. [[run: echo 'hello from codex' > greeting.txt]]"})
+            # One dispatch reaches both workspaces in one cycle (an overseer.dispatch.v1 contract).
+            contract = {"version": "overseer.dispatch.v1", "actions": [
+                {"action_id": "beta-describe", "type": "dispatch_turn", "workspace_id": workspaces["beta"]["id"],
+                 "worker_id": claude["id"], "agent_kind": "claude_code", "dedupe_key": "demo-beta-1",
+                 "prompt": "Describe this repository in one line."},
+                {"action_id": "alpha-greet", "type": "dispatch_turn", "workspace_id": workspaces["alpha"]["id"],
+                 "worker_id": codex["id"], "dedupe_key": "demo-alpha-1",
+                 "prompt": "Record a greeting. [[run: echo 'hello from codex' > greeting.txt]]"},
+            ]}
+            result = (await http.post("/api/v1/ops/dispatch", json=contract)).json()
+            for r in result.get("results", []):
+                print(f"  dispatched {r['action_id']}: {r['status']} thread {r.get('thread_id')}")
             approval = None
             for _ in range(300):
                 pending = (await http.get("/api/v1/ops/approvals")).json()
