@@ -7,9 +7,11 @@ succeeds (transactional outbox: written before anyone is told). On rollback noth
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -23,9 +25,20 @@ log = logging.getLogger(__name__)
 OUTBOX_KEY = "overseer.outbox"
 
 
+def _json_default(value: Any) -> str:
+    """JSON columns never fail on a stray UUID or datetime: they are stored as strings."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _json_dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False) -> AsyncEngine:
     """Create the async engine; on SQLite enable WAL, foreign keys and a busy timeout per connection."""
-    kwargs: dict[str, Any] = {"echo": echo}
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
     else:

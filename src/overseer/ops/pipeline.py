@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import asdict
+from dataclasses import fields
 from typing import Any
 
 from sqlalchemy import select
@@ -33,6 +33,11 @@ from overseer.ops.state import OpsState, SignalView, ThreadView, WorkspaceView, 
 
 log = logging.getLogger(__name__)
 PRUNABLE_KINDS = frozenset({"completed", "failed", "needs_approval", "needs_input"})
+
+
+def _row(view: Any) -> dict[str, Any]:
+    """A shallow copy of a view's fields (``dataclasses.asdict`` deep-copies, which is slow here)."""
+    return {f.name: getattr(view, f.name) for f in fields(view)}
 
 
 def _uuid(v: str | None) -> uuid.UUID | None:
@@ -117,16 +122,16 @@ class OpsPipeline:
         sig_rows: list[dict[str, Any]] = []
         for kind, key in sorted(st.dirty):  # a fixed lock order across transactions
             if kind == "workspace" and key in st.workspaces:
-                w = asdict(st.workspaces[key])
+                w = _row(st.workspaces[key])
                 w["workspace_id"] = uuid.UUID(key)
                 ws_rows.append(w)
             elif kind == "thread" and key in st.threads:
-                t = asdict(st.threads[key])
+                t = _row(st.threads[key])
                 t["workspace_id"] = uuid.UUID(t["workspace_id"])
                 t["worker_id"] = _uuid(t["worker_id"])
                 th_rows.append(t)
             elif kind == "signal" and key in st.signals:
-                s = asdict(st.signals[key])
+                s = _row(st.signals[key])
                 s["workspace_id"] = uuid.UUID(s["workspace_id"])
                 sig_rows.append(s)
         await upsert(session, OpsWorkspace.__table__, ws_rows, ["workspace_id"])  # type: ignore[arg-type]

@@ -104,7 +104,7 @@ class AgentProcess:
         binary_setting: str = "agent binary",
         name: str = "agent",
         stderr_lines: int = 200,
-        eof_grace_s: float = 0.5,
+        eof_grace_s: float = 0.1,
     ) -> None:
         if not argv:
             raise ValueError("argv must not be empty")
@@ -323,14 +323,14 @@ class AgentProcess:
         assert self._proc is not None and self._exit is not None
         returncode = await exited
         # Deliver what the child wrote before it died, but don't hang on a grandchild that inherited
-        # the pipe: give each reader a short grace after the exit, then stop it.
-        for task, grace in ((stdout_task, self._eof_grace_s), (stderr_task, min(0.2, self._eof_grace_s))):
-            done, _ = await asyncio.wait({task}, timeout=grace)
-            if not done:
-                logger.warning("%s pid=%s exited but a pipe stayed open; stopped reading it", self.name, self.pid)
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        # the pipe: one short shared grace for both readers after the exit, then stop them (under
+        # uvloop the EOF of a killed child can arrive late or never).
+        _, pending = await asyncio.wait({stdout_task, stderr_task}, timeout=self._eof_grace_s)
+        for task in pending:
+            logger.info("%s pid=%s exited but a pipe stayed open; stopped reading it", self.name, self.pid)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self._transport is not None:
             self._transport.close()  # release pipes a straggler still holds (no-op after a clean EOF)
         exit_ = ProcessExit(returncode=returncode if returncode >= 0 else None,

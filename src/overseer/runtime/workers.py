@@ -103,6 +103,15 @@ class LiveAgent:
     turn_ended: asyncio.Event = field(default_factory=asyncio.Event)
 
 
+@dataclass(frozen=True, slots=True)
+class OpenRequest:
+    entity: str  # "approval" | "question"
+    row_id: uuid.UUID
+    turn_id: str | None
+    pending: Any = None
+    """The ORM row when it was recorded by this node (still in the session until it commits)."""
+
+
 @dataclass
 class IngestStats:
     events: int = 0
@@ -127,18 +136,24 @@ class WorkerManager:
         clock: Clock,
         agent_factory: AgentFactory | None = None,
         batch_max: int = 500,
+        linger_s: float = 0.005,
     ) -> None:
         self.db = db
         self.settings = settings
         self.clock = clock
         self.agent_factory = agent_factory or default_agent_factory
         self.batch_max = batch_max
+        self.linger_s = linger_s
         self.agents: dict[uuid.UUID, LiveAgent] = {}
         self.stats = IngestStats()
         self._queue: asyncio.Queue[tuple[uuid.UUID, AgentEvent]] = asyncio.Queue()
         self._ingest_task: asyncio.Task[None] | None = None
         self.on_committed: list[Callable[[list[tuple[uuid.UUID, AgentEvent]]], None]] = []
         self._restarts: dict[uuid.UUID, deque[float]] = {}
+        self._open: dict[uuid.UUID, dict[str, OpenRequest]] = {}
+        """Per worker, its pending approvals / open questions by request id, as this node knows them
+        (a worker missing here is loaded from the database on first need). Lets the ingest path
+        expire requests without querying for them on every turn end."""
         self._restart_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
 
@@ -201,6 +216,7 @@ class WorkerManager:
                     session, worker, S.FAILED, reason="agent process lost on server restart"
                 )
                 await _expire_requests(session, worker, reason="agent process lost on server restart")
+                self._open.pop(worker.id, None)
                 event_log.defer(session, workspace_id=worker.workspace_id, event_type="health.disconnected",
                                 entity_type="worker", entity_id=worker.id,
                                 payload={"worker_id": str(worker.id), "thread_id": worker.thread_id,
@@ -353,6 +369,7 @@ class WorkerManager:
                 worker.active_turn_id = None
                 await states.transition(session, worker, S.FAILED, reason=reason[:500])
                 await _expire_requests(session, worker, reason=reason[:200])
+                self._open.pop(worker.id, None)
 
     async def steer(self, worker_id: uuid.UUID, prompt: str) -> None:
         live = self._require_live(worker_id)
@@ -404,6 +421,7 @@ class WorkerManager:
             await states.transition(session, worker, S.TERMINATED, reason=reason)  # a repeat is a no-op
             worker.active_turn_id = None
             await _expire_requests(session, worker, reason="worker terminated")
+            self._open.pop(worker.id, None)
         live = self.agents.get(worker_id)
         if live:
             await self.interrupt(worker_id)
@@ -431,6 +449,56 @@ class WorkerManager:
             await live.session.stop(grace_s=grace_s)
         finally:
             self.agents.pop(live.worker_id, None)
+
+    async def _open_requests(self, session: AsyncSession, worker: Worker) -> dict[str, OpenRequest]:
+        known = self._open.get(worker.id)
+        if known is None:
+            known = {}
+            for a in (await session.execute(select(PendingApproval.id, PendingApproval.request_id,
+                                                   PendingApproval.turn_id).where(
+                    PendingApproval.worker_id == worker.id, PendingApproval.status == ApprovalStatus.pending))).all():
+                known[a.request_id] = OpenRequest("approval", a.id, a.turn_id)
+            for q in (await session.execute(select(OpenQuestion.id, OpenQuestion.request_id, OpenQuestion.turn_id)
+                                            .where(OpenQuestion.worker_id == worker.id,
+                                                   OpenQuestion.status == QuestionStatus.open))).all():
+                known[q.request_id] = OpenRequest("question", q.id, q.turn_id)
+            self._open[worker.id] = known
+        return known
+
+    async def _expire(self, session: AsyncSession, worker: Worker, *, reason: str, turn_id: str | None = None,
+                      request_id: str | None = None) -> None:
+        """Expire the worker's matching open requests: one guarded UPDATE per kind, none when nothing
+        is open. A request a person answered meanwhile keeps its decision (``status`` guard)."""
+        known = await self._open_requests(session, worker)
+        hits = [(rid, r) for rid, r in known.items()
+                if (turn_id is None or r.turn_id == turn_id) and (request_id is None or rid == request_id)]
+        if not hits:
+            return
+        for rid, _ in hits:
+            known.pop(rid, None)
+        expired: list[tuple[str, uuid.UUID, str]] = []
+        for entity, model, open_status, closed in (
+                ("approval", PendingApproval, ApprovalStatus.pending, ApprovalStatus.expired),
+                ("question", OpenQuestion, QuestionStatus.open, QuestionStatus.expired)):
+            ids = []
+            for rid, r in hits:
+                if r.entity != entity:
+                    continue
+                if r.pending is not None and r.pending in session.new:  # recorded in this same batch
+                    r.pending.status = closed
+                    expired.append((entity, r.row_id, rid))
+                else:
+                    ids.append(r.row_id)
+            if ids:
+                table = model.__table__
+                rows = (await session.execute(
+                    update(table).where(table.c.id.in_(ids), table.c.status == open_status).values(status=closed)
+                    .returning(table.c.id, table.c.request_id))).all()
+                expired.extend((entity, row.id, row.request_id) for row in rows)
+        for entity, row_id, rid in expired:
+            event_log.defer(session, workspace_id=worker.workspace_id, event_type=f"{entity}.expired",
+                            entity_type=entity, entity_id=row_id,
+                            payload={"worker_id": str(worker.id), "reason": reason, "request_id": rid})
 
     # ------------------------------------------------------------------ restart policy
 
@@ -499,10 +567,7 @@ class WorkerManager:
 
     async def _ingest_loop(self) -> None:
         while True:
-            first = await self._queue.get()
-            batch = [first]
-            while len(batch) < self.batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = await self._next_batch()
             try:
                 await self._apply_batch(batch)
             except Exception:
@@ -514,6 +579,27 @@ class WorkerManager:
                         log.exception("dropping agent event %s after a failed retry", item[1].type)
             for _ in batch:
                 self._queue.task_done()
+
+    async def _next_batch(self) -> list[tuple[uuid.UUID, AgentEvent]]:
+        """Wait for one event, then gather more (group commit): drain the queue, and while the
+        producers (agent readers) keep adding, let them run a few more loop iterations, up to
+        ``linger_s``. An idle system adds one loop iteration of latency; a busy one gets large
+        batches, hence one transaction for many events instead of one each."""
+        batch = [await self._queue.get()]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.linger_s
+        while len(batch) < self.batch_max:
+            while len(batch) < self.batch_max and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            if len(batch) >= self.batch_max or loop.time() >= deadline:
+                break
+            before = len(batch)
+            await asyncio.sleep(0)
+            if self._queue.empty() and len(batch) == before:
+                await asyncio.sleep(0)  # one more chance: a reader may be between lines
+                if self._queue.empty():
+                    break
+        return batch
 
     async def _apply_batch(self, batch: list[tuple[uuid.UUID, AgentEvent]]) -> None:
         now = time.monotonic()
@@ -540,9 +626,15 @@ class WorkerManager:
         if ev.type == "turn.started" and not payload.get("prompt") and live is not None:
             payload["prompt"] = live.prompt
         if ev.type == "approval.requested":
-            payload["approval_id"] = str(await _record_approval(session, worker, ev))
+            approval = await _record_approval(session, worker, ev)
+            (await self._open_requests(session, worker))[str(ev.payload.get("request_id"))] = OpenRequest(
+                "approval", approval.id, ev.turn_id, approval)
+            payload["approval_id"] = str(approval.id)
         elif ev.type == "question.requested":
-            payload["question_id"] = str(await _record_question(session, worker, ev))
+            question = await _record_question(session, worker, ev)
+            (await self._open_requests(session, worker))[str(ev.payload.get("request_id"))] = OpenRequest(
+                "question", question.id, ev.turn_id, question)
+            payload["question_id"] = str(question.id)
         event_log.defer(
             session,
             workspace_id=worker.workspace_id,
@@ -551,8 +643,9 @@ class WorkerManager:
             entity_id=worker.id,
             payload=payload,
             at=ev.at,
+            convert=False,  # agent payloads are parsed JSON already: the hot path skips the walk
         )
-        if ev.type not in _DELTA_TYPES:
+        if ev.type not in _DELTA_TYPES and log.isEnabledFor(logging.INFO):
             log.info(
                 "worker %s %s %s", worker.id, ev.type, {k: v for k, v in ev.payload.items() if k != "input"}
             )
@@ -581,18 +674,18 @@ class WorkerManager:
             status = ev.payload.get("status")
             if status == "failed":
                 worker.last_error = str(ev.payload.get("error") or "turn failed")[:2000]
-            await _expire_requests(session, worker, reason="turn ended", turn_id=ev.turn_id)
+            await self._expire(session, worker, reason="turn ended", turn_id=ev.turn_id)
             if worker.status == S.RUNNING:
                 await states.transition(session, worker, S.IDLE, reason=f"turn {status or 'ended'}")
         elif t == "approval.resolved":
-            await _expire_requests(
+            await self._expire(
                 session, worker, reason="withdrawn by the agent", request_id=str(ev.payload.get("request_id"))
             )
         elif t == "agent.exited":
             expected = bool(ev.payload.get("expected")) or (live is not None and live.stopping)
             worker.pid = None
             worker.active_turn_id = None
-            await _expire_requests(session, worker, reason="agent process exited")
+            await self._expire(session, worker, reason="agent process exited")
             if live is not None and live.session is not None and not live.session.alive:
                 self.agents.pop(worker.id, None)
             if not expected and worker.status in {s.value for s in states.LIVE_STATES}:
@@ -605,7 +698,7 @@ class WorkerManager:
                     self._schedule_restart(worker.id, resume_turn=was_running)
 
 
-async def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> uuid.UUID:
+async def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> PendingApproval:
     p = ev.payload
     approval = PendingApproval(
         id=uuid.uuid4(),
@@ -624,10 +717,10 @@ async def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent
         created_at=ev.at,
     )
     session.add(approval)
-    return approval.id
+    return approval
 
 
-async def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent) -> uuid.UUID:
+async def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent) -> OpenQuestion:
     p = ev.payload
     question = OpenQuestion(
         id=uuid.uuid4(),
@@ -640,7 +733,7 @@ async def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent
         created_at=ev.at,
     )
     session.add(question)
-    return question.id
+    return question
 
 
 async def _lock_worker(session: AsyncSession, worker_id: uuid.UUID) -> Worker:
@@ -658,41 +751,28 @@ async def _expire_requests(
     reason: str,
     turn_id: str | None = None,
     request_id: str | None = None,
-) -> None:
-    """Close the worker's still-pending approvals and open questions as expired (with events)."""
-    aq = select(PendingApproval).where(
-        PendingApproval.worker_id == worker.id, PendingApproval.status == ApprovalStatus.pending
-    )
-    qq = select(OpenQuestion).where(
-        OpenQuestion.worker_id == worker.id, OpenQuestion.status == QuestionStatus.open
-    )
-    if turn_id is not None:
-        aq = aq.where(PendingApproval.turn_id == turn_id)
-        qq = qq.where(OpenQuestion.turn_id == turn_id)
-    if request_id is not None:
-        aq = aq.where(PendingApproval.request_id == request_id)
-        qq = qq.where(OpenQuestion.request_id == request_id)
-    await session.flush()
-    for approval in (await session.execute(aq)).scalars():
-        approval.status = ApprovalStatus.expired
-        event_log.defer(
-            session,
-            workspace_id=worker.workspace_id,
-            event_type="approval.expired",
-            entity_type="approval",
-            entity_id=approval.id,
-            payload={"worker_id": str(worker.id), "reason": reason, "request_id": approval.request_id},
-        )
-    for question in (await session.execute(qq)).scalars():
-        question.status = QuestionStatus.expired
-        event_log.defer(
-            session,
-            workspace_id=worker.workspace_id,
-            event_type="question.expired",
-            entity_type="question",
-            entity_id=question.id,
-            payload={"worker_id": str(worker.id), "reason": reason, "request_id": question.request_id},
-        )
+) -> int:
+    """Close the worker's still-pending approvals and open questions as expired (with events).
+
+    ``turn_id`` / ``request_id`` narrow what is closed. Returns how many stay open afterwards, so the
+    ingest path can remember a worker with nothing open and skip the queries next time.
+    """
+    await session.flush()  # requests recorded earlier in this unit of work must be seen
+    approvals = (await session.execute(select(PendingApproval).where(
+        PendingApproval.worker_id == worker.id, PendingApproval.status == ApprovalStatus.pending))).scalars().all()
+    questions = (await session.execute(select(OpenQuestion).where(
+        OpenQuestion.worker_id == worker.id, OpenQuestion.status == QuestionStatus.open))).scalars().all()
+    remaining = 0
+    for row, entity, status in [*((a, "approval", ApprovalStatus.expired) for a in approvals),
+                                *((q, "question", QuestionStatus.expired) for q in questions)]:
+        if (turn_id is not None and row.turn_id != turn_id) or (request_id is not None and row.request_id != request_id):
+            remaining += 1
+            continue
+        row.status = status
+        event_log.defer(session, workspace_id=worker.workspace_id, event_type=f"{entity}.expired",
+                        entity_type=entity, entity_id=row.id,
+                        payload={"worker_id": str(worker.id), "reason": reason, "request_id": row.request_id})
+    return remaining
 
 
 def agent_version(binary: str) -> str | None:

@@ -286,14 +286,20 @@ class CodexSession:
         return thread_id
 
     async def start_turn(
-        self, thread_id: str, prompt: str, *, model: str | None = None, effort: str | None = None
+        self, thread_id: str, prompt: str, *, model: str | None = None, effort: str | None = None,
+        output_schema: dict[str, Any] | None = None,
     ) -> str:
-        """``turn/start``; returns the turn id from the response (the turn then runs on its own)."""
+        """``turn/start``; returns the turn id from the response (the turn then runs on its own).
+
+        ``output_schema`` (a JSON Schema) constrains the final message (``outputSchema``, app-server v2).
+        """
         params: dict[str, Any] = {"threadId": thread_id, "input": _text_input(prompt)}
         if model:
             params["model"] = model
         if effort:
             params["effort"] = effort
+        if output_schema is not None:
+            params["outputSchema"] = output_schema
         self._prompts[thread_id] = prompt
         result = await self.rpc.request("turn/start", params)
         turn_id = _get(_get(result, "turn") or {}, "id")
