@@ -25,7 +25,7 @@ from overseer.workers.models import Worker
 from overseer.workspaces.models import Workspace
 from overseer.workspaces.service import scoped_ws
 
-FEED_NOISE = ("message.delta", "command.output_delta", "status", "token_usage", "protocol.malformed")
+FEED_NOISE = ("message.delta", "command.output_delta", "status", "token_usage", "protocol.malformed", "chat.message")
 NEEDS_INPUT_EVENTS = ("approval.requested", "question.requested")
 FEED_MAX = 1000
 
@@ -34,7 +34,8 @@ def _iso(v: datetime | None) -> str | None:
     return v.isoformat() if v else None
 
 
-def signal_dict(s: Signal) -> dict[str, Any]:
+def signal_dict(s: Any) -> dict[str, Any]:
+    """A ``signals`` row (ORM object or plain row) as the API shows it."""
     return {"id": s.id, "workspace_id": str(s.workspace_id), "kind": s.kind, "title": s.title,
             "context": s.context, "thread_id": s.thread_id, "worker_id": s.worker_id, "job_id": s.job_id,
             "is_open": s.is_open, "raised_at": _iso(s.raised_at), "first_raised_at": _iso(s.first_raised_at),
@@ -42,7 +43,8 @@ def signal_dict(s: Signal) -> dict[str, Any]:
             "severity": s.severity, "needs_input": s.kind in NEEDS_INPUT_KINDS}
 
 
-def thread_dict(t: OpsThread) -> dict[str, Any]:
+def thread_dict(t: Any) -> dict[str, Any]:
+    """An ``ops_threads`` row (ORM object or plain row) as the API shows it."""
     return {"thread_id": t.thread_id, "workspace_id": str(t.workspace_id),
             "worker_id": str(t.worker_id) if t.worker_id else None, "agent_kind": t.agent_kind, "status": t.status,
             "current_task": t.current_task, "last_activity_at": _iso(t.last_activity_at), "next_step": t.next_step,
@@ -54,7 +56,7 @@ async def list_signals(session: AsyncSession, *, principal: Principal, unacked_o
                        workspace_id: uuid.UUID | None = None, kinds: list[str] | None = None,
                        limit: int = 500) -> list[Signal]:
     """Signals ordered for an action center: most severe first, then newest."""
-    stmt = scoped(select(Signal), Signal, principal)
+    stmt = scoped(select(Signal.__table__), Signal, principal)  # plain rows: no ORM instances to build
     if unacked_only:
         stmt = stmt.where(Signal.acked_at.is_(None))
     if workspace_id:
@@ -62,7 +64,7 @@ async def list_signals(session: AsyncSession, *, principal: Principal, unacked_o
     if kinds:
         stmt = stmt.where(Signal.kind.in_(kinds))
     stmt = stmt.order_by(Signal.severity.desc(), Signal.raised_at.desc()).limit(limit)
-    return list((await session.execute(stmt)).scalars())
+    return list((await session.execute(stmt)).all())  # type: ignore[arg-type]
 
 
 async def ack_signal(session: AsyncSession, *, principal: Principal, signal_id: str) -> Signal:
@@ -89,8 +91,8 @@ async def snapshot(session: AsyncSession, *, principal: Principal) -> dict[str, 
     ops = {w.workspace_id: w for w in (await session.execute(scoped(select(OpsWorkspace), OpsWorkspace, principal)))
            .scalars()}
     threads: dict[uuid.UUID, list[dict[str, Any]]] = {}
-    for t in (await session.execute(scoped(select(OpsThread), OpsThread, principal)
-                                    .order_by(OpsThread.last_activity_at.desc()))).scalars():
+    for t in (await session.execute(scoped(select(OpsThread.__table__), OpsThread, principal)
+                                    .order_by(OpsThread.last_activity_at.desc()))).all():
         threads.setdefault(t.workspace_id, []).append(thread_dict(t))
     unacked = dict((await session.execute(
         scoped(select(Signal.workspace_id, func.count()), Signal, principal)
@@ -102,8 +104,10 @@ async def snapshot(session: AsyncSession, *, principal: Principal) -> dict[str, 
     questions = (await session.execute(scoped(select(OpenQuestion), OpenQuestion, principal)
                                        .where(OpenQuestion.status == QuestionStatus.open)
                                        .order_by(OpenQuestion.created_at))).scalars().all()
-    workers = (await session.execute(scoped(select(Worker), Worker, principal).order_by(Worker.created_at))
-               ).scalars().all()
+    workers = (await session.execute(scoped(select(
+        Worker.id, Worker.workspace_id, Worker.kind, Worker.name, Worker.status, Worker.thread_id, Worker.active_turn_id,
+        Worker.last_event_at, Worker.last_error, Worker.tokens_used), Worker, principal).order_by(Worker.created_at))
+               ).all()
     last_event_id = (await session.execute(scoped(select(func.max(Event.id)), Event, principal))).scalar_one()
     out_ws = []
     for w in workspaces:
@@ -165,13 +169,23 @@ async def feed(session: AsyncSession, *, principal: Principal, limit: int = 100,
         open_q = [str(i) for i in (await session.execute(
             scoped(select(OpenQuestion.id), OpenQuestion, principal)
             .where(OpenQuestion.status == QuestionStatus.open))).scalars()]
-        stmt = stmt.where(
-            ((Event.event_type == "approval.requested") & Event.payload["approval_id"].as_string().in_(pending or [""]))
-            | ((Event.event_type == "question.requested") & Event.payload["question_id"].as_string().in_(open_q or [""]))
-        )
+        # One indexed range per event type ((event_type, id) index), instead of a scan of the whole
+        # log for an OR across types; only the few request events are then checked for "still open".
+        approvals_q = stmt.where(Event.event_type == "approval.requested",
+                                 Event.payload["approval_id"].as_string().in_(pending or [""]))
+        questions_q = stmt.where(Event.event_type == "question.requested",
+                                 Event.payload["question_id"].as_string().in_(open_q or [""]))
+        rows_a = (await session.execute(approvals_q.limit(limit))).scalars().all()
+        rows_q = (await session.execute(questions_q.limit(limit))).scalars().all()
+        merged = sorted([*rows_a, *rows_q], key=lambda e: e.id, reverse=True)[:limit]
+        return _feed_page(merged, limit)
     else:
         stmt = stmt.where(Event.event_type.not_in(FEED_NOISE))
     rows = (await session.execute(stmt.limit(limit))).scalars().all()
+    return _feed_page(list(rows), limit)
+
+
+def _feed_page(rows: list[Event], limit: int) -> dict[str, Any]:
     items = [{"id": e.id, "workspace_id": str(e.workspace_id), "event_type": e.event_type,
               "entity_type": e.entity_type, "entity_id": e.entity_id, "payload": e.payload,
               "created_at": _iso(e.created_at), "needs_input": e.event_type in NEEDS_INPUT_EVENTS}
