@@ -33,7 +33,8 @@ def _routers() -> list[Any]:
 
     routers: list[Any] = [workspaces]
     for mod in ("overseer.supervisors.routes", "overseer.workers.routes", "overseer.ops.routes",
-                "overseer.events.routes", "overseer.ops.dispatch_routes"):
+                "overseer.events.routes", "overseer.ops.dispatch_routes", "overseer.jobs.routes",
+                "overseer.ops.chat_routes"):
         try:
             module = __import__(mod, fromlist=["router"])
         except ModuleNotFoundError as exc:
@@ -51,6 +52,11 @@ def _register_optional(runtime: Any) -> None:
     except ImportError:  # the supervisors package is not there yet
         return
     supervisor_agent.register(runtime)
+    from overseer.ops import chat  # the chat's planner agent and news from chat-dispatched work
+    from overseer.runtime import jobs as job_scheduler
+
+    job_scheduler.register(runtime)
+    chat.register(runtime)
 
 
 def create_app(settings: Settings | None = None, *, clock: Clock | None = None, migrate_on_start: bool = True,

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     agent_request_timeout_s: float = 60.0
     terminate_grace_s: float = 5.0
     resume_prompt: str = "Continue where you left off."
+    agent_mcp: bool = True
+    """Configure Overseer's MCP server (spawn_job, get_job, wait_job, report_progress) into every agent."""
     worker_restart_max: int = 3
     """Restart intensity: at most this many automatic restarts of a crashed worker per window (0 = off)."""
     worker_restart_window_s: float = 300.0

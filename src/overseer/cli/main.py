@@ -358,5 +358,278 @@ def dispatch_cmd(
 
 from overseer.cli import ops as _ops  # noqa: E402,F401  (registers status/feed)
 
+# ---------------------------------------------------------------- chat (issue 6 item 5)
+
+@app.command("chat")
+def chat_cmd(text: Annotated[str, typer.Argument(help='A command (/help, /status, /dispatch --ws a,b --prompt "...") '
+                                                     "or a request for the planner")],
+             as_json: Annotated[bool, typer.Option("--json", help="Print the raw messages")] = False,
+             url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Send one message to the Supervisor chat and print the replies."""
+    client = Client(url, token, timeout=120.0)
+    try:
+        out = client.post("/api/v1/chat/messages", json={"text": text})
+    except ApiError as exc:
+        _fail(exc)
+        return
+    replies = [m for m in out.get("messages", []) if m.get("role") != "user"]
+    if as_json:
+        console.print_json(json.dumps(replies))
+        return
+    for m in replies:
+        console.print(m.get("text", ""), markup=False, highlight=False)
+
+
+
+
+# ---------------------------------------------------------------- jobs and quotas (issue 5)
+
+job_app = typer.Typer(no_args_is_help=True, help="Submit, spawn, show and cancel jobs.")
+app.add_typer(job_app, name="job")
+
+
+def _age(iso: str | None) -> str:
+    from datetime import UTC, datetime
+
+    if not iso:
+        return ""
+    seconds = (datetime.now(UTC) - datetime.fromisoformat(iso)).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def _all_jobs(client: Client, **params: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    while True:
+        page = client.get("/api/v1/jobs", params={**params, "limit": 500, "offset": len(items)})
+        items.extend(page["items"])
+        if len(items) >= page["total"] or not page["items"]:
+            return items
+
+
+def _resolve_job(client: Client, ref: str) -> str:
+    if len(ref) >= 32:
+        return ref
+    matches = [j["id"] for j in _all_jobs(client) if j["id"].startswith(ref)]
+    if len(matches) != 1:
+        raise typer.BadParameter(f"job {ref!r} matches {len(matches)} jobs")
+    return matches[0]
+
+
+def _job_line(j: dict[str, Any]) -> str:
+    colors = {"COMPLETED": "green", "FAILED": "red", "CANCELED": "yellow", "RUNNING": "cyan", "PENDING": "white"}
+    waiting = f"  [dim]waiting: {j['waiting'].get('reason')}[/dim]" if j.get("waiting") else ""
+    worker = (j.get("worker_id") or "-")[:8]
+    prompt = j["prompt"].replace("\n", " ")[:50]
+    return (f"d{j['depth']} [{colors.get(j['status'], 'white')}]{j['status']}[/] {j['id'][:8]} worker {worker} "
+            f"age {_age(j['created_at'])}  {prompt}{waiting}")
+
+
+def _workspace_id(client: Client, ref: str | None) -> str | None:
+    if ref is None:
+        return None
+    ws = next((w for w in client.get("/api/v1/workspaces") if ref in (w["id"], w["name"])), None)
+    if ws is None:
+        raise typer.BadParameter(f"no workspace {ref!r}")
+    return str(ws["id"])
+
+
+@app.command("jobs")
+def jobs_cmd(ws: Annotated[str | None, typer.Option("--ws", help="Workspace name or id")] = None,
+             status: Annotated[str | None, typer.Option("--status")] = None,
+             as_json: Annotated[bool, typer.Option("--json")] = False,
+             url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """The job trees: depth, status, worker and age of every job (children under their parent)."""
+    from rich.tree import Tree
+
+    client = Client(url, token)
+    try:
+        params = {k: v for k, v in {"workspace_id": _workspace_id(client, ws), "status": status}.items() if v}
+        rows = _all_jobs(client, **params)
+    except ApiError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    by_id = {j["id"]: j for j in rows}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for j in rows:
+        parent = j.get("parent_job_id") if j.get("parent_job_id") in by_id else None
+        children.setdefault(parent, []).append(j)
+    root = Tree(f"jobs ({len(rows)})")
+
+    def add(node: Any, parent_id: str | None) -> None:
+        for j in children.get(parent_id, []):
+            add(node.add(_job_line(j)), j["id"])
+
+    add(root, None)
+    console.print(root)
+
+
+@job_app.command("submit")
+def job_submit(prompt: Annotated[str, typer.Option("--prompt")],
+               ws: Annotated[str | None, typer.Option("--ws", help="Workspace name or id")] = None,
+               parent: Annotated[str | None, typer.Option("--parent")] = None,
+               depends_on: Annotated[str | None, typer.Option("--depends-on", help="Job ids, comma-separated")] = None,
+               kind: Annotated[str | None, typer.Option("--kind", help="codex | claude_code")] = None,
+               access_mode: Annotated[str | None, typer.Option("--access-mode")] = None,
+               priority: int = 0, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Submit a job (a root, or a child with --parent)."""
+    client = Client(url, token)
+    try:
+        body: dict[str, Any] = {"prompt": prompt, "priority": priority,
+                                "depends_on": [d.strip() for d in (depends_on or "").split(",") if d.strip()]}
+        extra = {"workspace_id": _workspace_id(client, ws), "parent_job_id": _resolve_job(client, parent)
+                 if parent else None, "agent_kind": kind, "access_mode": access_mode}
+        body.update({k: v for k, v in extra.items() if v is not None})
+        j = client.post("/api/v1/jobs", json=body)
+        console.print(f"{j['id']} depth {j['depth']} {j['status']}")
+    except ApiError as exc:
+        _fail(exc)
+
+
+@job_app.command("spawn")
+def job_spawn(prompt: Annotated[str, typer.Option("--prompt")],
+              kind: Annotated[str | None, typer.Option("--kind", help="codex | claude_code")] = None,
+              depends_on: Annotated[str | None, typer.Option("--depends-on", help="Job ids, comma-separated")] = None,
+              priority: int = 0, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """From inside a job's agent: spawn a child of this job ($OVERSEER_JOB_ID, with $OVERSEER_TOKEN)."""
+    import os
+
+    parent = os.environ.get("OVERSEER_JOB_ID")
+    if not parent:
+        console.print("[red]error[/red] OVERSEER_JOB_ID is not set: run this inside a job's agent, or use "
+                      "`overseer job submit --parent`")
+        raise typer.Exit(1)
+    client = Client(url, token)
+    try:
+        body: dict[str, Any] = {"prompt": prompt, "parent_job_id": parent, "priority": priority,
+                                "depends_on": [d.strip() for d in (depends_on or "").split(",") if d.strip()]}
+        if kind:
+            body["agent_kind"] = kind
+        j = client.post("/api/v1/jobs", json=body)
+        console.print(f"spawned job {j['id']} depth {j['depth']} {j['status']}")
+    except ApiError as exc:
+        _fail(exc)
+
+
+@job_app.command("show")
+def job_show(job: str, url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """A job with its children, allocations, turns and result."""
+    client = Client(url, token)
+    try:
+        console.print_json(json.dumps(client.get(f"/api/v1/jobs/{_resolve_job(client, job)}")))
+    except ApiError as exc:
+        _fail(exc)
+
+
+@job_app.command("cancel")
+def job_cancel(job: str, reason: Annotated[str | None, typer.Option("--reason")] = None,
+               url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Cancel a job and its unfinished descendants (a running turn is interrupted)."""
+    client = Client(url, token)
+    try:
+        j = client.post(f"/api/v1/jobs/{_resolve_job(client, job)}/cancel", json={"reason": reason} if reason else None)
+        console.print(f"{j['id']} {j['status']}")
+    except ApiError as exc:
+        _fail(exc)
+
+
+@app.command("quotas")
+def quotas_cmd(url: UrlOpt = None, token: TokenOpt = None) -> None:
+    """Worker quotas per depth (per workspace and node-wide) with current use."""
+    client = Client(url, token)
+    try:
+        data = client.get("/api/v1/resources/quotas")
+        names = {w["id"]: w["name"] for w in client.get("/api/v1/workspaces")}
+    except ApiError as exc:
+        _fail(exc)
+        return
+    table = Table("workspace", "depth", "in use", "max workers", "source")
+    for q in data["quotas"]:
+        if q["source"] == "global" and q["max_workers"] is None and not q["in_use"]:
+            continue
+        ws_name = "(node)" if q["workspace_id"] is None else names.get(q["workspace_id"], q["workspace_id"][:8])
+        cap = "-" if q["max_workers"] is None else str(q["max_workers"])
+        table.add_row(ws_name, str(q["depth"]), str(q["in_use"]), cap, q["source"])
+    console.print(f"max depth {data['max_job_depth']} (0..{data['max_job_depth'] - 1}), default "
+                  f"{data['default_max_workers']} workers per depth per workspace")
+    console.print(table)
+
+
+@app.command("mcp")
+def mcp_cmd() -> None:
+    """Serve Overseer's MCP tools (spawn_job, get_job, wait_job, report_progress) on stdio for a job's agent."""
+    from overseer.jobs.mcp_server import main as serve_mcp
+
+    serve_mcp()
+
+
+# ---------------------------------------------------------------- the live page (issue 6)
+
+@app.command("open")
+def open_cmd(
+    workspace: Annotated[list[str] | None, typer.Option(
+        "--workspace", "--ws", help="Workspace id or name (repeatable); default: every workspace (admin)")] = None,
+    scope: Annotated[list[str] | None, typer.Option(
+        "--scope", help="Scope (repeatable or space-separated); default: admin, or read+write with --workspace")] = None,
+    sub: Annotated[str | None, typer.Option("--sub", help="Who signs in (default: your user name)")] = None,
+    url: UrlOpt = None,
+) -> None:
+    """Print a one-time sign-in link for the live page (valid 2 minutes, single use; 12 h session).
+
+    Runs on the machine that serves Overseer: the link is signed with the local data directory's key.
+    """
+    import getpass
+
+    from overseer.auth.scopes import Scope
+    from overseer.config import get_settings
+    from overseer.web.auth import create_login_link
+
+    settings = get_settings()
+    scopes = [s for part in (scope or []) for s in part.split()]
+    valid = {s.value for s in Scope}
+    bad = [s for s in scopes if s not in valid]
+    if bad:
+        raise typer.BadParameter(f"unknown scope(s) {bad}; valid: {sorted(valid)}")
+    refs = [r.strip() for part in (workspace or []) for r in part.split(",") if r.strip()]
+    ids: list[str] = ["*"]
+    if refs:
+        import uuid
+
+        ids = []
+        names: dict[str, str] | None = None
+        for ref in refs:
+            try:
+                ids.append(str(uuid.UUID(ref)))
+                continue
+            except ValueError:
+                pass
+            if names is None:  # a name: ask the API (with a local admin token)
+                try:
+                    names = {w["name"]: w["id"] for w in Client(url, None).get("/api/v1/workspaces")}
+                except ApiError as exc:
+                    _fail(exc)
+                    return
+            if ref not in names:
+                raise typer.BadParameter(f"no workspace {ref!r}")
+            ids.append(names[ref])
+        scopes = scopes or ["supervisor:read", "supervisor:write", "jobs:read", "jobs:write"]
+    else:
+        scopes = scopes or ["admin"]
+        if "admin" not in scopes:
+            raise typer.BadParameter("a link for every workspace needs --scope admin (or name a --workspace)")
+    base = url or settings.resolved_public_url
+    link = create_login_link(settings, settings.jwt_key(), subject=sub or getpass.getuser(), scopes=scopes,
+                             workspace_ids=ids, base_url=base)
+    print(link)
+    Console(stderr=True).print(f"[dim]Open it in a browser within 2 minutes (works once); signs in "
+                  f"{'every workspace' if ids == ['*'] else ', '.join(ids)} as {' '.join(sorted(scopes))} "
+                  f"for 12 hours.[/dim]", highlight=False)
+
+
 if __name__ == "__main__":
     main()

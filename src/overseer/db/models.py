@@ -3,6 +3,8 @@
 from overseer.db.base import Base
 from overseer.db.idempotency import IdempotencyKey
 from overseer.events.models import Event
+from overseer.jobs.models import Job, JobDependency, ResourceAllocation, ResourceQuota
+from overseer.ops.chat_models import ChatMessage
 from overseer.ops.dispatch_models import DispatchRecord
 from overseer.ops.models import OpenQuestion, PendingApproval
 from overseer.ops.projections import OpsCheckpoint, OpsThread, OpsWorkspace, Signal
@@ -12,14 +14,19 @@ from overseer.workspaces.models import Workspace
 
 __all__ = [
            "Base",
+           "ChatMessage",
            "DispatchRecord",
            "Event",
            "IdempotencyKey",
+           "Job",
+           "JobDependency",
            "OpenQuestion",
            "OpsCheckpoint",
            "OpsThread",
            "OpsWorkspace",
            "PendingApproval",
+           "ResourceAllocation",
+           "ResourceQuota",
            "Signal",
            "StateTransition",
            "Supervisor",

@@ -18,6 +18,7 @@ from overseer.clock import utcnow
 from overseer.db.repository import get_scoped, scoped
 from overseer.events import log as event_log
 from overseer.events.models import Event
+from overseer.jobs.service import snapshot as jobs_snapshot
 from overseer.ops.models import ApprovalStatus, OpenQuestion, PendingApproval, QuestionStatus
 from overseer.ops.projections import OpsThread, OpsWorkspace, Signal
 from overseer.ops.state import NEEDS_INPUT_KINDS
@@ -130,7 +131,7 @@ async def snapshot(session: AsyncSession, *, principal: Principal) -> dict[str, 
                      "status": w.status, "thread_id": w.thread_id, "active_turn_id": w.active_turn_id,
                      "last_event_at": _iso(w.last_event_at), "last_error": w.last_error,
                      "tokens_used": w.tokens_used} for w in workers],
-        "jobs": [],
+        "jobs": await jobs_snapshot(session, principal=principal),
         "counts": {"unacked_signals": sum(int(v) for v in unacked.values()),
                    "needs_input": len(approvals) + len(questions),
                    "unacked_by_workspace": {str(k): int(v) for k, v in unacked.items()}},

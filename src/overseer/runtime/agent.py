@@ -83,6 +83,9 @@ class AgentConfig:
     extra_env: dict[str, str] = field(default_factory=dict)
     request_timeout_s: float = 60.0
     line_limit_bytes: int = 64 * 1024 * 1024
+    mcp_server: dict[str, Any] | None = None
+    """An MCP stdio server to give the agent (``{"command", "args", "env_vars"}``; Overseer's own
+    job tools, see ``overseer.jobs.mcp_server.mcp_server_spec``), or None."""
 
 
 class AgentError(Exception):

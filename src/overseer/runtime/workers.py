@@ -41,6 +41,7 @@ from overseer.config import Settings
 from overseer.db.engine import Database
 from overseer.errors import AgentUnavailable, Conflict, InvalidStateTransition
 from overseer.events import log as event_log
+from overseer.jobs.mcp_server import mcp_server_spec
 from overseer.ops.models import ApprovalStatus, OpenQuestion, PendingApproval, QuestionStatus
 from overseer.runtime.agent import (
     AgentBinaryError,
@@ -253,6 +254,7 @@ class WorkerManager:
                 **{str(k): str(v) for k, v in (cfg.get("env") or {}).items()},
             },
             request_timeout_s=self.settings.agent_request_timeout_s,
+            mcp_server=mcp_server_spec(self.settings) if self.settings.agent_mcp else None,
         )
 
     async def launch(self, worker_id: uuid.UUID) -> LiveAgent:

@@ -44,6 +44,12 @@ turn). When every step has been played, the reply is a final text ``Done: <summa
     reply exactly SOME TEXT.
 ``[[json: {...}]]``
     reply with that JSON text verbatim (nested ``[[``/``]]`` inside the JSON are fine).
+``[[mcp: TOOL {json args}]]``
+    call the MCP tool TOOL (of any server) with those arguments. Codex 0.169 defers MCP tools: the
+    server first calls ``tool_search`` (query TOOL) and then the tool found (``function_call`` with its
+    ``namespace``, e.g. ``mcp__overseer``); a search that finds nothing (the MCP server is still starting)
+    is retried after 0.5 s, up to 20 times. Claude: the ``mcp__<server>__TOOL`` tool; while it is not
+    offered yet, ``WaitForMcpServers`` first (up to 5 times). Searches and waits do not count as steps.
 
 With no marker the reply is ``scripted reply: <first 60 chars of the prompt>`` streamed in at least 3
 deltas. A step that needs a tool the agent did not offer turns into a text reply saying so.
@@ -74,7 +80,10 @@ logger = logging.getLogger("overseer.testing.scripted_model")
 
 PATCH_CONTENT = "scripted patch\n"
 SHELL_TOOL_NAMES = ("exec_command", "shell_command", "shell")
-CODEX_TOOL_RESULT_TYPES = {"function_call_output", "custom_tool_call_output", "tool_search_output"}
+CODEX_TOOL_RESULT_TYPES = {"function_call_output", "custom_tool_call_output"}
+MCP_SEARCH_RETRIES = 20
+MCP_WAIT_RETRIES = 5
+MCP_SEARCH_PAUSE_S = 0.5
 
 
 # --------------------------------------------------------------------------------------------------
@@ -93,7 +102,7 @@ class Step:
         return f"{self.kind}: {self.arg}" if self.arg else self.kind
 
 
-_STEP_KINDS = {"run", "patch", "ask", "slow", "fail", "hang", "text", "json"}
+_STEP_KINDS = {"run", "patch", "ask", "slow", "fail", "hang", "text", "json", "mcp"}
 _TERMINAL_KINDS = {"slow", "fail", "hang", "text", "json"}
 
 
@@ -153,6 +162,8 @@ class Conversation:
     tool_results: list[str]  # texts of the tool results after that message, in order
     tools: list[str]  # names of the tools offered
     cwd: str | None = None  # the agent's working directory, when the request reveals it
+    found_tools: dict[str, str] = field(default_factory=dict)  # MCP tool name -> namespace (Codex tool_search)
+    searches: int = 0  # tool_search calls (Codex) / WaitForMcpServers calls (Claude) since the prompt
 
 
 def _text_of(content: Any) -> str:
@@ -224,9 +235,19 @@ def parse_openai(body: dict[str, Any]) -> Conversation:
         for i in items[last_user + 1 :]
         if i.get("type") in CODEX_TOOL_RESULT_TYPES
     ]
-    tools = [n for n in (_tool_name(t) for t in body.get("tools") or [] if isinstance(t, dict)) if n]
+    found: dict[str, str] = {}
+    searches = 0
+    for i in items[last_user + 1 :]:
+        if i.get("type") == "tool_search_output":
+            searches += 1
+            for ns in i.get("tools") or []:
+                for t in (ns.get("tools") or []) if isinstance(ns, dict) else []:
+                    if isinstance(t, dict) and isinstance(t.get("name"), str):
+                        found[t["name"]] = str(ns.get("name") or "")
+    tools = [n for n in (_tool_name(t) or (t.get("type") if t.get("type") == "tool_search" else None)
+                         for t in body.get("tools") or [] if isinstance(t, dict)) if n]
     all_text = [_text_of(i.get("content")) for i in items if i.get("type", "message") == "message"]
-    return Conversation(prompt, results, tools, _find_cwd(*all_text))
+    return Conversation(prompt, results, tools, _find_cwd(*all_text), found, searches)
 
 
 def parse_anthropic(body: dict[str, Any]) -> Conversation:
@@ -243,18 +264,22 @@ def parse_anthropic(body: dict[str, Any]) -> Conversation:
                 last_user, prompt = idx, texts[-1]
                 break
     results: list[str] = []
+    waits: set[str] = set()
     for msg in messages[last_user + 1 :]:
         content = msg.get("content")
+        if msg.get("role") == "assistant" and isinstance(content, list):
+            waits |= {str(b.get("id")) for b in content if isinstance(b, dict) and b.get("type") == "tool_use"
+                      and b.get("name") == "WaitForMcpServers"}
         if msg.get("role") == "user" and isinstance(content, list):
             results += [
                 _text_of(b.get("content"))
                 for b in content
-                if isinstance(b, dict) and b.get("type") == "tool_result"
+                if isinstance(b, dict) and b.get("type") == "tool_result" and str(b.get("tool_use_id")) not in waits
             ]
     tools = [n for n in (_tool_name(t) for t in body.get("tools") or [] if isinstance(t, dict)) if n]
     system = _text_of(body.get("system"))
     msg_text = [_text_of(m.get("content")) for m in messages]
-    return Conversation(prompt, results, tools, _find_cwd(system, *msg_text))
+    return Conversation(prompt, results, tools, _find_cwd(system, *msg_text), searches=len(waits))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,6 +305,8 @@ class Reply:
 def _summary(step: Step, result: str) -> str:
     if step.kind == "run":
         return f"Done: ran {step.arg}"
+    if step.kind == "mcp":
+        return f"Done: called {step.arg.split(' ')[0]}: {result.strip()[:300]}"
     if step.kind == "patch":
         return f"Done: patched {step.arg}"
     if step.kind == "ask":
@@ -323,6 +350,9 @@ def plan_reply(conv: Conversation) -> Reply:
         return Reply("tool", label, tool="shell", command=step.arg)
     if step.kind == "patch":
         return Reply("tool", label, tool="patch", path=step.arg)
+    if step.kind == "mcp":
+        name, _, raw = step.arg.partition(" ")
+        return Reply("tool", label, tool="mcp", command=name.strip(), text=raw.strip() or "{}")
     if step.kind == "ask":
         parts = [p.strip() for p in step.arg.split("|")]
         options = [p for p in parts[1:] if p] or ["Yes", "No"]
@@ -610,6 +640,8 @@ class _Handler(BaseHTTPRequestHandler):
 
         if reply.tool == "shell":
             return shell_call(reply.command)
+        if reply.tool == "mcp":
+            return self._openai_mcp(reply, conv, tools, call_id)
         if reply.tool == "patch":
             patch = f"*** Begin Patch\n*** Add File: {reply.path}\n+{PATCH_CONTENT}*** End Patch\n"
             tool = tools.get("apply_patch")
@@ -628,6 +660,28 @@ class _Handler(BaseHTTPRequestHandler):
             }
             return function_call("request_user_input", {"questions": [question]})
         return None
+
+    def _openai_mcp(self, reply: Reply, conv: Conversation, tools: dict[str, Any], call_id: str
+                    ) -> dict[str, Any] | None:
+        """An MCP tool call: direct when offered, else through ``tool_search`` (Codex defers MCP tools)."""
+        try:
+            args = json.loads(reply.text)
+        except ValueError:
+            args = {}
+        direct = next((n for n in tools if n == reply.command or n.endswith(f"__{reply.command}")), None)
+        if direct is not None:
+            return {"type": "function_call", "id": f"fc_{uuid.uuid4().hex[:12]}", "call_id": call_id, "name": direct,
+                    "arguments": json.dumps(args), "status": "completed"}
+        if reply.command in conv.found_tools:
+            return {"type": "function_call", "id": f"fc_{uuid.uuid4().hex[:12]}", "call_id": call_id,
+                    "name": reply.command, "namespace": conv.found_tools[reply.command],
+                    "arguments": json.dumps(args), "status": "completed"}
+        if "tool_search" not in conv.tools or conv.searches >= MCP_SEARCH_RETRIES:
+            return None
+        if conv.searches:
+            self._sleep(MCP_SEARCH_PAUSE_S)  # the MCP server is still starting: give it a moment
+        return {"type": "tool_search_call", "id": f"tsc_{uuid.uuid4().hex[:12]}", "call_id": call_id,
+                "execution": "client", "status": "completed", "arguments": {"query": reply.command, "limit": 5}}
 
     # ---- Anthropic Messages API (Claude Code)
 
@@ -710,6 +764,17 @@ class _Handler(BaseHTTPRequestHandler):
 
         if reply.tool == "shell":
             return tool_use("Bash", {"command": reply.command, "description": "scripted command"})
+        if reply.tool == "mcp":
+            try:
+                args = json.loads(reply.text)
+            except ValueError:
+                args = {}
+            name = next((n for n in conv.tools if n.startswith("mcp__") and n.endswith(f"__{reply.command}")), None)
+            if name is not None:
+                return tool_use(name, args)
+            if conv.searches < MCP_WAIT_RETRIES:
+                return tool_use("WaitForMcpServers", {})
+            return None
         if reply.tool == "patch":
             path = reply.path
             if not path.startswith("/") and conv.cwd:

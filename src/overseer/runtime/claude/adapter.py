@@ -159,7 +159,7 @@ def claude_env(config: AgentConfig, base: dict[str, str] | None = None) -> dict[
         for key, value in SCRIPTED_ENV.items():
             env.setdefault(key, value)
     if config.access_mode == "full-access" and hasattr(os, "geteuid") and os.geteuid() == 0:
-        env.setdefault("IS_SANDBOX", "1")
+        env["IS_SANDBOX"] = "1"  # the CLI wants exactly "1" (a machine may have IS_SANDBOX=yes)
     env.update(config.extra_env)
     return env
 
@@ -178,6 +178,10 @@ def claude_argv(config: AgentConfig, *, session_id: str | None = None, resume_id
         argv += ["--model", model]
     if config.access_mode == "read-only":
         argv += ["--disallowedTools", *sorted(FILE_TOOLS)]
+    if config.mcp_server:
+        from overseer.jobs.mcp_server import claude_mcp_config
+
+        argv += ["--mcp-config", claude_mcp_config(config.mcp_server)]
     if resume_id:
         argv += ["--resume", resume_id]
     elif session_id:

@@ -219,6 +219,11 @@ class CodexSession:
         if cfg.model_base_url:
             for kv in codex_overrides(cfg.model_base_url, cfg.model):
                 argv += ["-c", kv]
+        if cfg.mcp_server:
+            from overseer.jobs.mcp_server import codex_mcp_overrides
+
+            for kv in codex_mcp_overrides(cfg.mcp_server):
+                argv += ["-c", kv]
         rpc = JsonRpcConnection(
             on_notification=self._on_notification,
             on_request=self._on_request,

@@ -4,6 +4,7 @@
  * /supervisors (+ /{id}/health, /{id}/status). Live: EventSource on /api/v1/ops/stream; every
  * relevant event schedules a re-fetch (at most 4 per second), so the page always shows server truth.
  * Actions: the same POSTs a script would make. All agent text is escaped before it reaches the DOM.
+ * Chat: GET/POST /api/v1/chat/messages; a `chat.message` stream event fetches the messages after the last one.
  */
 'use strict';
 (() => {
@@ -45,6 +46,8 @@
   const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ESC[c]);
   const clip = (s, n) => { s = String(s ?? ''); return s.length > n ? `${s.slice(0, n - 1)}…` : s; };
   const short = (id) => String(id ?? '').slice(0, 8);
+  /** Thread ids: Codex's are UUIDv7 (time first), so threads started together share a prefix; use the tail. */
+  const tshort = (id) => String(id ?? '').slice(-8);
 
   const state = {
     snap: null,
@@ -128,7 +131,7 @@
   };
   const wsName = (id) => (state.wsById.get(id) || {}).name || short(id);
   const threadLink = (tid, label) => (tid
-    ? `<a class="tlink" href="#thread-${esc(tid)}" data-thread="${esc(tid)}">${esc(label || `thread ${short(tid)}`)}</a>`
+    ? `<a class="tlink" href="#thread-${esc(tid)}" data-thread="${esc(tid)}">${esc(label || `thread ${tshort(tid)}`)}</a>`
     : '');
   const wsLink = (id) => `<a class="wslink" href="#ws-${esc(id)}">${esc(wsName(id))}</a>`;
   const busyAttr = (key) => (state.busy.has(key) ? ' disabled aria-busy="true"' : '');
@@ -419,7 +422,7 @@
         + `${ev.needs_input ? ' data-needs-input="true"' : ''}>`
         + `<time datetime="${esc(ev.created_at)}" title="${esc(new Date(ev.created_at).toLocaleString())}">${esc(clock(ev.created_at))}</time>`
         + `<div class="fi-top"><span class="fi-ws">${esc(wsName(ev.workspace_id))}</span>`
-        + `<span class="fi-type">${esc(ev.event_type)}</span>${tid ? threadLink(tid, `#${short(tid)}`) : ''}</div>`
+        + `<span class="fi-type">${esc(ev.event_type)}</span>${tid ? threadLink(tid, `#${tshort(tid)}`) : ''}</div>`
         + `<div class="fi-text">${esc(d.text)}</div></li>`;
     }
     if (!shown.length) {
@@ -443,6 +446,7 @@
     renderFeedFilter();
     renderJobs();
     renderFeed(); // workspace names may have changed
+    renderChat(); // workspace names, and which approvals are still pending
   }
 
   function renderHeader() {
@@ -584,7 +588,7 @@
     return `<li class="thread st-${esc(t.status)}" id="thread-${esc(t.thread_id)}" data-thread-id="${esc(t.thread_id)}">`
       + `<div class="thread-head"><span class="badge ${esc(t.status)}">${esc(THREAD_LABEL[t.status] || t.status)}</span>`
       + `${t.agent_kind ? `<span class="badge kind">${esc(KIND_LABEL[t.agent_kind] || t.agent_kind)}</span>` : ''}`
-      + `<span class="tid" title="${esc(t.thread_id)}">${esc(short(t.thread_id))}</span><span class="spacer"></span>${timeEl(t.last_activity_at)}</div>`
+      + `<span class="tid" title="${esc(t.thread_id)}">${esc(tshort(t.thread_id))}</span><span class="spacer"></span>${timeEl(t.last_activity_at)}</div>`
       + `<div class="thread-task">${t.current_task ? esc(t.current_task) : '<span class="muted">no task yet</span>'}</div>`
       + `<div class="thread-meta">${meta}</div>`
       + (blockers ? `<ul class="blockers">${blockers}</ul>` : '')
@@ -920,6 +924,7 @@
   function rerenderInteractive() {
     renderActions();
     renderWorkers();
+    renderChat();
   }
 
   function answerBody(q, picked) {
@@ -1045,6 +1050,7 @@
   async function onSubmit(e) {
     const form = e.target;
     if (form.id === 'dispatch-form') { e.preventDefault(); await dispatch(); return; }
+    if (form.id === 'chat-form') { e.preventDefault(); await chatSend(); return; }
     if (form.dataset.act === 'turn-send') {
       e.preventDefault();
       const id = form.dataset.id;
@@ -1073,7 +1079,7 @@
       out.innerHTML = '<table class="results"><thead><tr><th>Action</th><th>Workspace</th><th>Status</th><th>Worker</th><th>Thread</th><th>Note</th></tr></thead><tbody>'
         + res.results.map((r) => `<tr data-status="${esc(r.status)}" data-action-id="${esc(r.action_id)}"><td>${esc(r.action_id)}</td>`
           + `<td>${r.workspace_id ? esc(wsName(r.workspace_id)) : ''}</td><td><span class="badge ${r.status === 'dispatched' ? 'completed' : 'failed'}">${esc(r.status)}</span></td>`
-          + `<td class="mono">${esc(short(r.worker_id))}</td><td>${r.thread_id ? threadLink(r.thread_id, short(r.thread_id)) : ''}</td>`
+          + `<td class="mono">${esc(short(r.worker_id))}</td><td>${r.thread_id ? threadLink(r.thread_id, tshort(r.thread_id)) : ''}</td>`
           + `<td>${r.error ? `<span class="err">${esc(r.error.code)}: ${esc(r.error.message)}</span>` : (r.idempotent_replay ? 'replayed' : '')}</td></tr>`).join('')
         + '</tbody></table>';
       if (ok === res.results.length) $('#dispatch-prompt').value = '';
@@ -1085,6 +1091,294 @@
     } finally {
       btn.disabled = false;
       scheduleRefresh(0);
+    }
+  }
+
+  // ------------------------------------------------------------------------------------------ chat
+  // The global Supervisor chat: GET /chat/messages (last 100, older via `before`, newer via `after` on each
+  // `chat.message` stream event), POST /chat/messages to send. Approve / Deny on news use /ops/approvals.
+
+  const CHAT_PAGE = 100;
+  const CHAT_KEEP = 2000;
+  const ROLE_LABEL = { user: 'You', assistant: 'Overseer', system: 'News' };
+  const chat = {
+    msgs: new Map(), cursor: 0, more: false, loaded: false, loading: false, error: null, pending: null, note: null,
+    timer: null, fetching: false, again: false, lastAt: 0, stick: true, tick: null, atBottom: true,
+  };
+
+  function mergeChat(messages) {
+    for (const m of messages || []) if (m && Number.isFinite(m.id)) chat.msgs.set(m.id, m);
+    if (chat.msgs.size > CHAT_KEEP) {
+      const ids = [...chat.msgs.keys()].sort((a, b) => a - b);
+      for (const id of ids.slice(0, ids.length - CHAT_KEEP)) chat.msgs.delete(id);
+      chat.more = true;
+    }
+  }
+
+  const violationsHtml = (vs) => `<ul class="violations">${vs.map((v) => `<li><span class="mono">${esc(v.path)}</span>`
+    + ` <b>${esc(v.code)}</b> ${esc(v.message)}</li>`).join('')}</ul>`;
+
+  function contractHtml(p) {
+    if (!p.contract || typeof p.contract !== 'object') return '';
+    let json;
+    try { json = JSON.stringify(p.contract, null, 2); } catch (_) { return ''; }
+    return `<details class="msg-details"><summary>Contract</summary><pre class="cmd">${esc(clip(json, 8000))}</pre></details>`;
+  }
+
+  function chatResultsHtml(results) {
+    if (!results.length) return '';
+    return '<div class="table-wrap"><table class="results chat-results"><thead><tr><th>Action</th><th>Workspace</th>'
+      + '<th>Status</th><th>Thread</th></tr></thead><tbody>'
+      + results.map((r) => `<tr data-status="${esc(r.status)}" data-action-id="${esc(r.action_id)}"`
+        + ` data-ws="${esc(r.workspace_id)}"><td class="mono">${esc(r.action_id)}</td>`
+        + `<td>${r.workspace_id ? wsLink(r.workspace_id) : '—'}</td>`
+        + `<td><span class="badge ${r.status === 'dispatched' ? 'completed' : 'failed'}">${esc(r.status)}</span>`
+        + `${r.error ? `<div class="inline-err">${esc(r.error.code)}: ${esc(r.error.message)}</div>` : ''}</td>`
+        + `<td>${r.thread_id ? threadLink(r.thread_id, tshort(r.thread_id)) : ''}</td></tr>`).join('')
+      + '</tbody></table></div>';
+  }
+
+  /** Is the approval of a news message still pending? Server truth from the snapshot; a snapshot older than
+   * the request (its event id) cannot know yet, so the buttons stay. */
+  function approvalPending(p) {
+    const snap = state.snap;
+    if (!snap) return true;
+    if (snap.pending_approvals.some((a) => a.id === p.approval_id)) return true;
+    return Number.isFinite(p.event_id) && Number.isFinite(snap.last_event_id) && snap.last_event_id < p.event_id;
+  }
+
+  function newsWhere(p, m) {
+    const ws = p.workspace_id || (m.workspace_ids || [])[0];
+    return [ws ? wsLink(ws) : '', p.thread_id ? threadLink(p.thread_id) : ''].filter(Boolean).join(' · ');
+  }
+
+  function chatBody(m) {
+    const p = m.payload || {};
+    if (m.role === 'user') return `<div class="msg-text${p.kind === 'command' ? ' mono' : ''}">${esc(m.text)}</div>`;
+    switch (p.kind) {
+      case 'dispatch':
+      case 'plan': {
+        const rs = Array.isArray(p.results) ? p.results : [];
+        const ok = rs.filter((r) => r.status === 'dispatched').length;
+        return `<div class="msg-sum">${p.kind === 'plan' ? 'Plan run' : 'Dispatch'}: <b>${ok} of ${rs.length}</b>`
+          + ` action${rs.length === 1 ? '' : 's'} dispatched</div>${chatResultsHtml(rs)}${p.kind === 'plan' ? contractHtml(p) : ''}`;
+      }
+      case 'dispatch_invalid':
+      case 'plan_invalid': {
+        const vs = Array.isArray(p.violations) ? p.violations : [];
+        return `<div class="msg-refused">Refused: the ${p.kind === 'plan_invalid' ? 'plan' : 'dispatch'} is invalid,`
+          + ' nothing was run.</div>' + violationsHtml(vs)
+          + (p.raw != null ? `<details class="msg-details"><summary>Planner answer</summary><pre class="cmd">${esc(clip(p.raw, 4000))}</pre></details>`
+            : contractHtml(p));
+      }
+      case 'error':
+      case 'planner_error':
+        return `<div class="msg-text err">${esc(m.text)}</div>`;
+      case 'help':
+        return `<pre class="msg-pre">${esc(m.text)}</pre>`;
+      case 'status':
+      case 'feed':
+        return `<div class="msg-text msg-lines">${esc(m.text)}</div>`;
+      case 'turn.completed': {
+        const st = String(p.status || 'completed');
+        return `<div class="msg-line"><span class="badge ${st === 'completed' ? 'completed' : (st === 'failed' ? 'failed' : '')}">`
+          + `turn ${esc(st)}</span><span class="item-meta">${newsWhere(p, m)}</span></div>`
+          + (p.final_message ? `<blockquote class="msg-quote">${esc(p.final_message)}</blockquote>` : '')
+          + (p.error ? `<div class="inline-err">${esc(clip(p.error, 2000))}</div>` : '');
+      }
+      case 'approval.requested': {
+        const key = `a:${p.approval_id}`;
+        const pending = approvalPending(p);
+        const btn = (decision, label, cls) => `<button type="button" class="btn small ${cls}" data-act="decide"`
+          + ` data-id="${esc(p.approval_id)}" data-decision="${decision}" data-fkey="${esc(`${key}:${decision}`)}"${busyAttr(key)}>${label}</button>`;
+        const what = p.command ? `<pre class="cmd">${esc(p.command)}</pre>`
+          : (p.diff ? `<pre class="cmd">${diffHtml(p.diff)}</pre>` : `<div>${esc(p.approval_kind || 'an action')}</div>`);
+        return `<div class="msg-line"><span class="badge needs_approval">approval</span><span class="item-meta">${newsWhere(p, m)}</span></div>`
+          + what + (p.reason ? `<div class="item-sub">${esc(p.reason)}</div>` : '')
+          + `<div class="item-actions">${pending ? btn('accept', 'Approve', 'approve') + btn('decline', 'Deny', 'deny')
+            : '<span class="muted small-text">No longer pending.</span>'}${errFor(key)}</div>`;
+      }
+      case 'question.requested': {
+        const qs = (Array.isArray(p.questions) ? p.questions : []).filter((q) => q && typeof q === 'object');
+        return `<div class="msg-line"><span class="badge needs_input">question</span><span class="item-meta">${newsWhere(p, m)}</span></div>`
+          + (qs.length ? qs.map((q) => `<div class="q-text">${esc(q.question || q.header || 'Question')}</div>`).join('')
+            : '<div class="q-text">The agent asks for input.</div>')
+          + '<div class="item-actions"><a href="#actions" class="msg-go">Answer in the action center</a></div>';
+      }
+      default:
+        return `<div class="msg-text">${esc(m.text)}</div>`;
+    }
+  }
+
+  function chatMsgHtml(m) {
+    const p = m.payload || {};
+    return `<div class="msg-head"><span class="msg-who">${esc(ROLE_LABEL[m.role] || m.role)}</span>`
+      + (m.role !== 'user' && p.kind ? `<span class="msg-kind">${esc(p.kind)}</span>` : '')
+      + `<span class="spacer"></span><time datetime="${esc(m.created_at)}" title="${esc(new Date(m.created_at).toLocaleString())}">`
+      + `${esc(clock(m.created_at))}</time></div>${chatBody(m)}`;
+  }
+
+  const BAD_KINDS = new Set(['dispatch_invalid', 'plan_invalid', 'error', 'planner_error']);
+
+  /** Keyed render: only changed messages are rewritten (open <details>, focus and scroll survive). */
+  function renderChat(mode) {
+    const list = $('#chat-list');
+    const log = $('#chat-log');
+    if (!list) return;
+    const fromBottom = log.scrollHeight - log.scrollTop;
+    const atBottom = fromBottom - log.clientHeight < 40;
+    const ids = [...chat.msgs.keys()].sort((a, b) => a - b);
+    const keep = new Set(ids.map(String));
+    for (const child of [...list.children]) if (!keep.has(child.dataset.messageId || '')) child.remove();
+    if (!ids.length) {
+      const text = chat.error ? `Chat unavailable: ${chat.error}` : (chat.loaded
+        ? 'No messages yet. Ask for work in plain words, or type /help for the commands.' : 'Loading…');
+      const html = `<li class="empty">${esc(text)}</li>`;
+      if (list.innerHTML !== html) list.innerHTML = html;
+    }
+    let prev = null;
+    for (const id of ids) {
+      const m = chat.msgs.get(id);
+      let el = prev ? prev.nextElementSibling : list.firstElementChild;
+      if (!el || el.dataset.messageId !== String(id)) {
+        el = document.createElement('li');
+        el.dataset.messageId = String(id);
+        list.insertBefore(el, prev ? prev.nextElementSibling : list.firstElementChild);
+      }
+      const kind = (m.payload && m.payload.kind) || '';
+      const cls = `msg role-${m.role}${BAD_KINDS.has(kind) ? ' bad' : ''}`;
+      if (el.className !== cls) el.className = cls;
+      el.dataset.role = m.role;
+      el.dataset.kind = kind;
+      patch(el, chatMsgHtml(m));
+      prev = el;
+    }
+    $('#chat-older').hidden = !chat.more;
+    renderChatPending();
+    if (mode === 'older') log.scrollTop = log.scrollHeight - fromBottom;
+    else if (chat.stick || atBottom) log.scrollTop = log.scrollHeight;
+    chat.stick = false;
+    chat.atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+  }
+
+  function renderChatPending() {
+    const el = $('#chat-pending');
+    const p = chat.pending;
+    if (!p) { el.hidden = true; el.textContent = ''; return; }
+    const s = Math.floor((Date.now() - p.started) / 1000);
+    const stored = [...chat.msgs.values()].some((m) => m.role === 'user' && m.id > p.afterMax && m.text === p.text);
+    const what = p.command ? 'Running the command…' : 'The planner is working… (a plan can take up to a minute)';
+    const html = (stored ? '' : `<div class="msg role-user pending"><div class="msg-head"><span class="msg-who">You</span>`
+      + `<span class="spacer"></span><span>sending</span></div><div class="msg-text">${esc(p.text)}</div></div>`)
+      + `<div class="pending-line"><span class="spinner" aria-hidden="true"></span>${esc(what)} <span class="muted">${s} s</span></div>`;
+    if (el._html !== html) { el.innerHTML = html; el._html = html; }
+    el.hidden = false;
+  }
+
+  function renderChatNote() {
+    const n = $('#chat-note');
+    n.textContent = chat.note ? chat.note.text : '';
+    n.className = `small-text${chat.note && chat.note.err ? ' inline-err' : ' muted'}`;
+    n.setAttribute('role', chat.note && chat.note.err ? 'alert' : 'status');
+  }
+
+  async function loadChat() {
+    if (chat.loading || state.signedOut) return;
+    chat.loading = true;
+    try {
+      const page = await api('GET', `${API}/chat/messages?limit=${CHAT_PAGE}`);
+      mergeChat(page.messages);
+      chat.more = !!page.has_more;
+      chat.cursor = Math.max(chat.cursor, page.last_id ?? 0);
+      chat.loaded = true;
+      chat.error = null;
+      chat.stick = true;
+    } catch (e) {
+      chat.error = e.code ? `${e.message} (${e.code})` : e.message;
+    } finally {
+      chat.loading = false;
+      renderChat();
+    }
+  }
+
+  /** Fetch the messages after the last one read (coalesced: at most every 250 ms). */
+  function scheduleChat(delay = 100) {
+    if (state.signedOut) return;
+    if (!chat.loaded) { loadChat(); return; }
+    if (chat.fetching) { chat.again = true; return; }
+    if (chat.timer) return;
+    chat.timer = setTimeout(fetchChatNew, Math.max(delay, chat.lastAt + MIN_REFRESH_MS - Date.now(), 0));
+  }
+
+  async function fetchChatNew() {
+    chat.timer = null;
+    chat.fetching = true;
+    chat.lastAt = Date.now();
+    try {
+      for (let i = 0; i < 10; i += 1) { // `cursor` only moves with GET ?after= (a POST's ids may skip news)
+        const page = await api('GET', `${API}/chat/messages?${new URLSearchParams({ after: String(chat.cursor), limit: '500' })}`);
+        mergeChat(page.messages);
+        if (page.last_id != null) chat.cursor = Math.max(chat.cursor, page.last_id);
+        if (!page.has_more) break;
+      }
+      renderChat();
+    } catch (_) {
+      /* the next event, the stream's `ready` or the 60 s safety net reads again */
+    } finally {
+      chat.fetching = false;
+      if (chat.again) { chat.again = false; scheduleChat(); }
+    }
+  }
+
+  async function loadChatOlder() {
+    const ids = [...chat.msgs.keys()];
+    if (!ids.length) return;
+    const btn = $('#chat-older');
+    btn.disabled = true;
+    try {
+      const page = await api('GET', `${API}/chat/messages?${new URLSearchParams({ before: String(Math.min(...ids)), limit: String(CHAT_PAGE) })}`);
+      mergeChat(page.messages);
+      chat.more = !!page.has_more;
+      renderChat('older');
+    } catch (e) {
+      chat.note = { err: true, text: `Could not load older messages: ${e.message}` };
+      renderChatNote();
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function chatSend() {
+    const input = $('#chat-input');
+    const text = input.value;
+    if (chat.pending || !text.trim()) return;
+    const ids = [...chat.msgs.keys()];
+    chat.pending = { text, started: Date.now(), afterMax: ids.length ? Math.max(...ids) : 0, command: text.trim().startsWith('/') };
+    chat.note = null;
+    input.value = '';
+    $('#chat-send').disabled = true;
+    $('#chat-send').setAttribute('aria-busy', 'true');
+    $('#chat-form').dataset.pending = 'true';
+    renderChatNote();
+    chat.stick = true;
+    renderChat();
+    chat.tick = setInterval(renderChatPending, 1000);
+    try {
+      const res = await api('POST', `${API}/chat/messages`, { text });
+      mergeChat(res.messages);
+    } catch (e) {
+      if (!input.value) input.value = text;
+      chat.note = { err: true, text: e.code ? `Not sent: ${e.message} (${e.code})` : `Not sent: ${e.message}` };
+    } finally {
+      clearInterval(chat.tick);
+      chat.pending = null;
+      $('#chat-send').disabled = false;
+      $('#chat-send').removeAttribute('aria-busy');
+      delete $('#chat-form').dataset.pending;
+      renderChatNote();
+      chat.stick = true;
+      renderChat();
+      scheduleChat(0); // news that arrived meanwhile, and messages of other tabs
     }
   }
 
@@ -1111,6 +1405,7 @@
   function onStreamEvent(e) {
     noteId(e);
     if (NOISE.has(e.type)) return;
+    if (e.type === 'chat.message') { scheduleChat(); return; } // the chat only: the snapshot is unchanged
     scheduleRefresh();
     if (/^(supervisor|team)\./.test(e.type)) scheduleSupervisors();
   }
@@ -1132,6 +1427,7 @@
       setStream('live');
       scheduleRefresh(0); // whatever happened while we were away: read the truth again
       scheduleSupervisors(0);
+      scheduleChat(0);
     });
     es.addEventListener('reconnect', (e) => {
       if (es !== stream.es) return;
@@ -1192,6 +1488,21 @@
     });
     $('#feed-ws').addEventListener('change', (e) => { state.feed.ws = e.target.value; resetFeed(); });
     $('#feed-older').addEventListener('click', () => { loadFeedOlder(); });
+    $('#chat-older').addEventListener('click', () => { loadChatOlder(); });
+    { // a log read at its end stays at its end when it grows or narrows (rotation, a message unfolding)
+      const log = $('#chat-log');
+      log.addEventListener('scroll', () => { chat.atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40; },
+        { passive: true });
+      if ('ResizeObserver' in window) {
+        const ro = new ResizeObserver(() => { if (chat.atBottom) log.scrollTop = log.scrollHeight; });
+        [log, $('#chat-list'), $('#chat-pending')].forEach((el) => ro.observe(el));
+      }
+    }
+    $('#chat-input').addEventListener('keydown', (e) => { // Enter sends, Shift+Enter is a new line
+      if (e.key !== 'Enter' || e.shiftKey || e.isComposing) return;
+      e.preventDefault();
+      chatSend().catch((err) => console.error(err));
+    });
     $('#notify-btn').addEventListener('click', async () => {
       try { await Notification.requestPermission(); } catch (_) { /* old Safari: callback form */ }
       renderNotifyButton();
@@ -1201,14 +1512,17 @@
       location.replace('/');
     });
     window.addEventListener('hashchange', onHash);
-    document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') scheduleRefresh(0); });
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') { scheduleRefresh(0); scheduleChat(0); }
+    });
     setInterval(tick, 10000);
-    setInterval(() => scheduleRefresh(0), 60000); // a safety net for event types this page does not know
+    setInterval(() => { scheduleRefresh(0); scheduleChat(0); }, 60000); // a safety net for event types this page does not know
     setInterval(() => scheduleSupervisors(0), 30000);
     renderNotifyButton();
     setStream('connecting');
     doRefresh().then(() => { if (location.hash) onHash(); });
     loadSupervisors();
+    loadChat();
     openStream();
   }
 
