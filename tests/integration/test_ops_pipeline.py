@@ -127,3 +127,25 @@ class TestReadApi:
         assert ids == sorted(ids, reverse=True) and page["next_before"] == ids[-1]
         rest = (await client.get(f"/api/v1/ops/feed?before={ids[-1]}", headers=h)).json()
         assert all(i["id"] < ids[-1] for i in rest["items"]) and rest["items"]
+
+
+class TestThreads:
+    async def test_snapshot_keeps_live_threads_and_the_recent_quiet_ones(self, app: Any, client: httpx.AsyncClient,
+                                                                          workspace: dict[str, Any],
+                                                                          ws_headers: Any) -> None:
+        ws_id = uuid.UUID(workspace["id"])
+        async with app.state.db.session() as s:
+            for i in range(14):
+                worker = uuid.uuid4()
+                for t, p in [("turn.started", {"turn_id": f"t{i}", "prompt": f"task {i}"}),
+                             *([("turn.completed", {"turn_id": f"t{i}", "status": "completed"})] if i else [])]:
+                    await event_log.append(s, workspace_id=ws_id, event_type=t, entity_type="worker", entity_id=worker,
+                                           payload={"thread_id": f"th-{i:02d}", **p})
+        h = ws_headers("supervisor:read")
+        (w,) = (await client.get("/api/v1/ops/snapshot", headers=h)).json()["workspaces"]
+        listed = {t["thread_id"] for t in w["threads"]}
+        assert w["threads_total"] == 14 and len(listed) == 11 and "th-00" in listed  # the running one + 10 recent
+        page = (await client.get("/api/v1/ops/threads?limit=5&offset=10", headers=h)).json()
+        assert page["total"] == 14 and len(page["items"]) == 4
+        running = (await client.get("/api/v1/ops/threads?status=running", headers=h)).json()
+        assert [t["thread_id"] for t in running["items"]] == ["th-00"]

@@ -32,4 +32,5 @@ class Event(Base):
         Index("ix_events_workspace_id_id", "workspace_id", "id"),
         Index("ix_events_entity", "entity_type", "entity_id", "id"),
         Index("ix_events_event_type_id", "event_type", "id"),
+        Index("ix_events_workspace_id_event_type_id", "workspace_id", "event_type", "id"),
     )

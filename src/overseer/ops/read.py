@@ -29,6 +29,9 @@ from overseer.workspaces.service import scoped_ws
 FEED_NOISE = ("message.delta", "command.output_delta", "status", "token_usage", "protocol.malformed", "chat.message")
 NEEDS_INPUT_EVENTS = ("approval.requested", "question.requested")
 FEED_MAX = 1000
+LIVE_THREAD_STATUSES = frozenset({"running", "waiting_input", "stalled", "failed"})
+SNAPSHOT_QUIET_THREADS = 10
+"""Per workspace, the snapshot lists every thread with live work plus this many of the most recent others."""
 
 
 def _iso(v: datetime | None) -> str | None:
@@ -92,9 +95,14 @@ async def snapshot(session: AsyncSession, *, principal: Principal) -> dict[str, 
     ops = {w.workspace_id: w for w in (await session.execute(scoped(select(OpsWorkspace), OpsWorkspace, principal)))
            .scalars()}
     threads: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    thread_totals: dict[uuid.UUID, int] = {}
     for t in (await session.execute(scoped(select(OpsThread.__table__), OpsThread, principal)
                                     .order_by(OpsThread.last_activity_at.desc()))).all():
-        threads.setdefault(t.workspace_id, []).append(thread_dict(t))
+        # Every thread with live work, and the most recent quiet ones: the snapshot stays small with
+        # thousands of threads (the rest: GET /api/v1/ops/threads).
+        n = thread_totals[t.workspace_id] = thread_totals.get(t.workspace_id, 0) + 1
+        if t.status in LIVE_THREAD_STATUSES or n <= SNAPSHOT_QUIET_THREADS:
+            threads.setdefault(t.workspace_id, []).append(thread_dict(t))
     unacked = dict((await session.execute(
         scoped(select(Signal.workspace_id, func.count()), Signal, principal)
         .where(Signal.acked_at.is_(None)).group_by(Signal.workspace_id))).all())
@@ -119,6 +127,7 @@ async def snapshot(session: AsyncSession, *, principal: Principal) -> dict[str, 
             "last_activity_at": _iso(o.last_activity_at) if o else None, "next_step": o.next_step if o else None,
             "blockers": o.blockers if o else [], "active_thread_id": o.active_thread_id if o else None,
             "unacked_signals": int(unacked.get(w.id, 0)), "threads": threads.get(w.id, []),
+            "threads_total": thread_totals.get(w.id, 0),
         })
     return {
         "generated_at": utcnow().isoformat(),
@@ -192,6 +201,19 @@ def _feed_page(rows: list[Event], limit: int) -> dict[str, Any]:
               "created_at": _iso(e.created_at), "needs_input": e.event_type in NEEDS_INPUT_EVENTS}
              for e in rows]
     return {"items": items, "next_before": items[-1]["id"] if len(items) == limit else None}
+
+
+async def list_threads(session: AsyncSession, *, principal: Principal, workspace_id: uuid.UUID | None = None,
+                       status: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """All threads (most recently active first), paginated; the snapshot lists only the recent ones."""
+    stmt = scoped(select(OpsThread.__table__), OpsThread, principal)
+    if workspace_id:
+        stmt = stmt.where(OpsThread.workspace_id == workspace_id)
+    if status:
+        stmt = stmt.where(OpsThread.status == status)
+    total = (await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one()
+    rows = (await session.execute(stmt.order_by(OpsThread.last_activity_at.desc()).limit(limit).offset(offset))).all()
+    return {"items": [thread_dict(t) for t in rows], "total": int(total), "limit": limit, "offset": offset}
 
 
 async def get_signal(session: AsyncSession, *, principal: Principal, signal_id: str) -> Signal:

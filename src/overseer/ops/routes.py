@@ -64,6 +64,17 @@ async def get_snapshot(principal: SupervisorRead, db: DbDep) -> dict[str, Any]:
         return await read.snapshot(session, principal=principal)
 
 
+@router.get("/threads")
+async def list_threads(principal: SupervisorRead, db: DbDep, workspace_id: uuid.UUID | None = None,
+                       status: Annotated[str | None, Query(max_length=20)] = None,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                       offset: Annotated[int, Query(ge=0)] = 0) -> dict[str, Any]:
+    """Every thread the caller may see, most recently active first (the snapshot lists recent ones)."""
+    async with db.read_session() as session:
+        return await read.list_threads(session, principal=principal, workspace_id=workspace_id, status=status,
+                                       limit=limit, offset=offset)
+
+
 @router.get("/feed")
 async def get_feed(principal: SupervisorRead, db: DbDep,
                    limit: Annotated[int, Query(ge=1, le=read.FEED_MAX)] = 100,

@@ -640,7 +640,7 @@
       if (state.showQuiet) {
         html += '<ul class="quiet-list">' + quiet.map((w) => `<li><span class="dot ${esc(w.health)}"></span>`
           + `<button type="button" class="linkbtn name" data-act="open-ws" data-ws="${esc(w.id)}" data-fkey="${esc(`open:${w.id}`)}" title="${esc(w.root_path)}">${esc(w.name)}</button>`
-          + `<span class="muted small-text">${w.threads.length} thr · ${esc(rel(w.last_activity_at))}</span>`
+          + `<span class="muted small-text">${w.threads_total ?? w.threads.length} thr · ${esc(rel(w.last_activity_at))}</span>`
           + `<button type="button" class="linkbtn small-text" data-act="mute" data-ws="${esc(w.id)}" aria-pressed="${state.muted.has(w.id)}"`
           + ` data-fkey="${esc(`qmute:${w.id}`)}">${state.muted.has(w.id) ? 'muted' : 'mute'}</button></li>`).join('') + '</ul>';
       }
