@@ -32,13 +32,29 @@ def _json_default(value: Any) -> str:
     return str(value)
 
 
-def _json_dumps(value: Any) -> str:
-    return json.dumps(value, default=_json_default, separators=(",", ":"))
+_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+# The C encoder ``JSONEncoder.encode`` builds on every call, built once (same output: ASCII-escaped,
+# compact separators, NaN allowed, keys unsorted). Without a circular-reference check: a payload
+# parsed from JSON cannot contain one, and a hand-built cycle still fails (RecursionError).
+_C_ENCODE = (_c_make_encoder(None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",",
+                             False, False, True) if _c_make_encoder is not None else None)
+
+
+def json_dumps(value: Any) -> str:
+    """The JSON text of JSON columns (the engine's ``json_serializer``; the raw SQLite event insert
+    uses it too). ``json.dumps`` with options builds a new encoder per call; this reuses one."""
+    if _C_ENCODE is None or isinstance(value, str):
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
+
+
+_json_dumps = json_dumps
 
 
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False) -> AsyncEngine:
     """Create the async engine; on SQLite enable WAL, foreign keys and a busy timeout per connection."""
-    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": _json_dumps}
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
     else:

@@ -35,9 +35,15 @@ log = logging.getLogger(__name__)
 PRUNABLE_KINDS = frozenset({"completed", "failed", "needs_approval", "needs_input"})
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _row(view: Any) -> dict[str, Any]:
     """A shallow copy of a view's fields (``dataclasses.asdict`` deep-copies, which is slow here)."""
-    return {f.name: getattr(view, f.name) for f in fields(view)}
+    names = _FIELDS.get(type(view))
+    if names is None:
+        names = _FIELDS[type(view)] = tuple(f.name for f in fields(view))
+    return {n: getattr(view, n) for n in names}
 
 
 def _uuid(v: str | None) -> uuid.UUID | None:

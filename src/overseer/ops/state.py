@@ -116,8 +116,22 @@ class OpsState:
 
 # ------------------------------------------------------------------------------------------ helpers
 
+_KEYS: dict[Any, str] = {}
+"""``str(workspace_id)`` by UUID (a handful of workspaces, millions of events): ``UUID.__str__`` is
+Python code, the dict lookup is not. Bounded: cleared when it grows past 10,000 entries."""
+
+
+def _key(value: Any) -> str:
+    key = _KEYS.get(value)
+    if key is None:
+        if len(_KEYS) > 10_000:
+            _KEYS.clear()
+        key = _KEYS[value] = str(value)
+    return key
+
+
 def _ws(state: OpsState, ev: EventLike) -> WorkspaceView:
-    key = str(ev.workspace_id)
+    key = _key(ev.workspace_id)
     ws = state.workspaces.get(key)
     if ws is None:
         ws = state.workspaces[key] = WorkspaceView(workspace_id=key)
@@ -138,7 +152,7 @@ def _thread_key(state: OpsState, ev: EventLike) -> str | None:
 def _thread(state: OpsState, ev: EventLike, thread_id: str) -> ThreadView:
     th = state.threads.get(thread_id)
     if th is None:
-        th = state.threads[thread_id] = ThreadView(thread_id=thread_id, workspace_id=str(ev.workspace_id))
+        th = state.threads[thread_id] = ThreadView(thread_id=thread_id, workspace_id=_key(ev.workspace_id))
     state.dirty.add(("thread", thread_id))
     th.last_event_id = ev.id
     if ev.entity_type == "worker":

@@ -43,7 +43,7 @@ import contextlib
 import itertools
 import json
 import logging
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -71,6 +71,41 @@ INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601
 INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
+
+
+_loads = json.loads
+
+
+class _Inbox:
+    """The dispatcher's FIFO: ``put_nowait`` / ``get`` / ``empty`` of an unbounded ``asyncio.Queue``
+    with one consumer, for less work per message (every agent line goes through it)."""
+
+    __slots__ = ("_getter", "_items")
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[str, Any]] = deque()
+        self._getter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: tuple[str, Any]) -> None:
+        self._items.append(item)
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> tuple[str, Any]:
+        while not self._items:
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        return self._items.popleft()
 
 
 class RpcError(AgentError):
@@ -140,7 +175,7 @@ class JsonRpcConnection:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._timed_out: OrderedDict[int, str] = OrderedDict()
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._queue = _Inbox()
         self._process: AgentProcess | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._closed_error: RpcConnectionClosed | None = None
@@ -267,10 +302,10 @@ class JsonRpcConnection:
 
     async def feed_line(self, line: str) -> None:
         """The process's ``on_line``: parse and route one stdout line. Never raises."""
-        if not line.strip():
+        if not line or line.isspace():
             return
         try:
-            message = json.loads(line)
+            message = _loads(line)
         except ValueError as exc:
             self._malformed(line, f"not JSON: {exc}")
             return

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from overseer.clock import Clock
@@ -62,6 +62,78 @@ S = WorkerStatus
 
 # Events too chatty for INFO logs; still appended to the log.
 _DELTA_TYPES = frozenset({"message.delta", "command.output_delta"})
+# Agent events that change nothing but the log and the worker's ``last_event_at`` (see ``_apply``,
+# which handles every other type): the ingest loop appends them without the per-event call.
+_PLAIN_TYPES = frozenset({"message.delta", "command.output_delta", "item.started", "item.completed",
+                          "status", "plan.updated", "error", "protocol.malformed"})
+
+
+class _IngestQueue:
+    """The FIFO between the adapters' sinks and the ingest loop: the part of ``asyncio.Queue`` in use
+    (``put_nowait``, ``get``, ``empty``, ``qsize``, ``task_done``, ``join``) for less per-item work, and
+    ``take(batch, n)`` to move up to ``n`` items at once. Unbounded, like the queue it replaces."""
+
+    def __init__(self) -> None:
+        self._items: deque[tuple[uuid.UUID, AgentEvent]] = deque()
+        self._getter: asyncio.Future[None] | None = None
+        self._unfinished = 0
+        self._done = asyncio.Event()
+        self._done.set()
+
+    def put_nowait(self, item: tuple[uuid.UUID, AgentEvent]) -> None:
+        self._items.append(item)
+        if not self._unfinished:
+            self._done.clear()
+        self._unfinished += 1
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    def qsize(self) -> int:
+        return len(self._items)
+
+    async def get(self) -> tuple[uuid.UUID, AgentEvent]:
+        while not self._items:
+            self._getter = asyncio.get_running_loop().create_future()
+            try:
+                await self._getter
+            finally:
+                self._getter = None
+        return self._items.popleft()
+
+    def take(self, batch: list[tuple[uuid.UUID, AgentEvent]], n: int) -> None:
+        """Move up to ``n`` queued items to the end of ``batch``, in order."""
+        items = self._items
+        if len(items) <= n:
+            batch.extend(items)
+            items.clear()
+        else:
+            popleft = items.popleft
+            batch.extend([popleft() for _ in range(n)])
+
+    def task_done(self, n: int = 1) -> None:
+        if n > self._unfinished:
+            raise ValueError("task_done() called too many times")
+        self._unfinished -= n
+        if not self._unfinished:
+            self._done.set()
+
+    async def join(self) -> None:
+        await self._done.wait()
+
+
+@dataclass(slots=True)
+class _BatchWorker:
+    """What one ingest batch needs of a worker row, read once per batch instead of once per event."""
+
+    worker: Worker
+    id_str: str
+    workspace_id: uuid.UUID
+    kind: str
+    last_at: Any = None
 
 
 def default_agent_factory(config: AgentConfig, sink: EventSink) -> AgentSession:
@@ -110,7 +182,8 @@ class OpenRequest:
     row_id: uuid.UUID
     turn_id: str | None
     pending: Any = None
-    """The ORM row when it was recorded by this node (still in the session until it commits)."""
+    """The row (a dict) when it was recorded by this node's ingest; it is inserted at the end of
+    that batch, so an expiry in the same batch edits the dict (see ``_NEW_REQUESTS_KEY``)."""
 
 
 @dataclass
@@ -147,7 +220,7 @@ class WorkerManager:
         self.linger_s = linger_s
         self.agents: dict[uuid.UUID, LiveAgent] = {}
         self.stats = IngestStats()
-        self._queue: asyncio.Queue[tuple[uuid.UUID, AgentEvent]] = asyncio.Queue()
+        self._queue = _IngestQueue()
         self._ingest_task: asyncio.Task[None] | None = None
         self.on_committed: list[Callable[[list[tuple[uuid.UUID, AgentEvent]]], None]] = []
         self._restarts: dict[uuid.UUID, deque[float]] = {}
@@ -486,8 +559,8 @@ class WorkerManager:
             for rid, r in hits:
                 if r.entity != entity:
                     continue
-                if r.pending is not None and r.pending in session.new:  # recorded in this same batch
-                    r.pending.status = closed
+                if r.pending is not None and r.pending is session.info.get(_NEW_REQUESTS_KEY, {}).get(r.row_id):
+                    r.pending["status"] = closed  # recorded in this same batch: not inserted yet
                     expired.append((entity, r.row_id, rid))
                 else:
                     ids.append(r.row_id)
@@ -579,27 +652,26 @@ class WorkerManager:
                         await self._apply_batch([item])
                     except Exception:
                         log.exception("dropping agent event %s after a failed retry", item[1].type)
-            for _ in batch:
-                self._queue.task_done()
+            self._queue.task_done(len(batch))
 
     async def _next_batch(self) -> list[tuple[uuid.UUID, AgentEvent]]:
         """Wait for one event, then gather more (group commit): drain the queue, and while the
         producers (agent readers) keep adding, let them run a few more loop iterations, up to
         ``linger_s``. An idle system adds one loop iteration of latency; a busy one gets large
         batches, hence one transaction for many events instead of one each."""
-        batch = [await self._queue.get()]
+        queue = self._queue
+        batch = [await queue.get()]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.linger_s
         while len(batch) < self.batch_max:
-            while len(batch) < self.batch_max and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            queue.take(batch, self.batch_max - len(batch))
             if len(batch) >= self.batch_max or loop.time() >= deadline:
                 break
             before = len(batch)
             await asyncio.sleep(0)
-            if self._queue.empty() and len(batch) == before:
+            if queue.empty() and len(batch) == before:
                 await asyncio.sleep(0)  # one more chance: a reader may be between lines
-                if self._queue.empty():
+                if queue.empty():
                     break
         return batch
 
@@ -610,49 +682,65 @@ class WorkerManager:
             workers = {
                 w.id: w for w in (await session.execute(select(Worker).where(Worker.id.in_(ids)))).scalars()
             }
+            ctx: dict[uuid.UUID, _BatchWorker] = {}
+            info = log.isEnabledFor(logging.INFO)
             for worker_id, ev in batch:
-                worker = workers.get(worker_id)
-                if worker is None:
-                    continue
-                await self._apply(session, worker, ev)
+                bw = ctx.get(worker_id)
+                if bw is None:
+                    worker = workers.get(worker_id)
+                    if worker is None:
+                        continue
+                    bw = ctx[worker_id] = _BatchWorker(worker, str(worker.id), worker.workspace_id, worker.kind)
+                bw.last_at = ev.at
+                if ev.type in _PLAIN_TYPES:  # the bulk of a stream: logged, no projection of the worker row
+                    event_log.defer(session, workspace_id=bw.workspace_id, event_type=ev.type,
+                                    entity_type="worker", entity_id=bw.id_str, at=ev.at, convert=False,
+                                    payload={**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id,
+                                             "agent_kind": bw.kind})
+                    if info and ev.type not in _DELTA_TYPES:
+                        log.info("worker %s %s %s", bw.id_str, ev.type,
+                                 {k: v for k, v in ev.payload.items() if k != "input"})
+                else:
+                    await self._apply(session, bw, ev, info)
+            for bw in ctx.values():  # once per worker and batch, not per event (the last event's time)
+                if bw.last_at is not None:
+                    bw.worker.last_event_at = bw.last_at
+            await _insert_new_requests(session)
         self.stats.events += len(batch)
         self.stats.batches += 1
         self.stats.recent.extend([now] * len(batch))
         for fn in self.on_committed:
             fn(batch)
 
-    async def _apply(self, session: AsyncSession, worker: Worker, ev: AgentEvent) -> None:
+    async def _apply(self, session: AsyncSession, bw: _BatchWorker, ev: AgentEvent, info: bool) -> None:
         """Append one agent event and apply it to the worker and request projections."""
-        payload = {**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id, "agent_kind": worker.kind}
+        worker = bw.worker
+        payload = {**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id, "agent_kind": bw.kind}
         live = self.agents.get(worker.id)
         if ev.type == "turn.started" and not payload.get("prompt") and live is not None:
             payload["prompt"] = live.prompt
         if ev.type == "approval.requested":
-            approval = await _record_approval(session, worker, ev)
+            approval = _record_approval(session, worker, ev)
             (await self._open_requests(session, worker))[str(ev.payload.get("request_id"))] = OpenRequest(
-                "approval", approval.id, ev.turn_id, approval)
-            payload["approval_id"] = str(approval.id)
+                "approval", approval["id"], ev.turn_id, approval)
+            payload["approval_id"] = str(approval["id"])
         elif ev.type == "question.requested":
-            question = await _record_question(session, worker, ev)
+            question = _record_question(session, worker, ev)
             (await self._open_requests(session, worker))[str(ev.payload.get("request_id"))] = OpenRequest(
-                "question", question.id, ev.turn_id, question)
-            payload["question_id"] = str(question.id)
+                "question", question["id"], ev.turn_id, question)
+            payload["question_id"] = str(question["id"])
         event_log.defer(
             session,
-            workspace_id=worker.workspace_id,
+            workspace_id=bw.workspace_id,
             event_type=ev.type,
             entity_type="worker",
-            entity_id=worker.id,
+            entity_id=bw.id_str,
             payload=payload,
             at=ev.at,
             convert=False,  # agent payloads are parsed JSON already: the hot path skips the walk
         )
-        if ev.type not in _DELTA_TYPES and log.isEnabledFor(logging.INFO):
-            log.info(
-                "worker %s %s %s", worker.id, ev.type, {k: v for k, v in ev.payload.items() if k != "input"}
-            )
-        worker.last_event_at = ev.at
-        live = self.agents.get(worker.id)
+        if info and ev.type not in _DELTA_TYPES:
+            log.info("worker %s %s %s", bw.id_str, ev.type, {k: v for k, v in ev.payload.items() if k != "input"})
         t = ev.type
         if t == "agent.ready" and isinstance(ev.payload.get("pid"), int):
             worker.pid = ev.payload["pid"]  # a resume may replace the process (Claude)
@@ -700,42 +788,69 @@ class WorkerManager:
                     self._schedule_restart(worker.id, resume_turn=was_running)
 
 
-async def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> PendingApproval:
-    p = ev.payload
-    approval = PendingApproval(
-        id=uuid.uuid4(),
-        workspace_id=worker.workspace_id,
-        worker_id=worker.id,
-        thread_id=ev.thread_id,
-        turn_id=ev.turn_id,
-        request_id=str(p.get("request_id")),
-        kind=str(p.get("approval_kind") or "command"),
-        command=p.get("command"),
-        cwd=p.get("cwd"),
-        diff=p.get("diff"),
-        reason=p.get("reason"),
-        tool_name=p.get("tool_name"),
-        tool_input=p.get("input"),
-        created_at=ev.at,
-    )
-    session.add(approval)
-    return approval
+_NEW_REQUESTS_KEY = "overseer.ingest_new_requests"
+"""session.info: row id -> row dict of the approvals/questions recorded in this unit of work, inserted
+by :func:`_insert_new_requests` (one executemany per table) at the end of the batch."""
 
 
-async def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent) -> OpenQuestion:
+def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> dict[str, Any]:
     p = ev.payload
-    question = OpenQuestion(
-        id=uuid.uuid4(),
-        workspace_id=worker.workspace_id,
-        worker_id=worker.id,
-        thread_id=ev.thread_id,
-        turn_id=ev.turn_id,
-        request_id=str(p.get("request_id")),
-        questions=list(p.get("questions") or []),
-        created_at=ev.at,
-    )
-    session.add(question)
-    return question
+    row = {
+        "id": uuid.uuid4(),
+        "workspace_id": worker.workspace_id,
+        "worker_id": worker.id,
+        "thread_id": ev.thread_id,
+        "turn_id": ev.turn_id,
+        "request_id": str(p.get("request_id")),
+        "kind": str(p.get("approval_kind") or "command"),
+        "command": p.get("command"),
+        "cwd": p.get("cwd"),
+        "diff": p.get("diff"),
+        "reason": p.get("reason"),
+        "tool_name": p.get("tool_name"),
+        "tool_input": p.get("input"),
+        "status": ApprovalStatus.pending,
+        "decided_by": None,
+        "decided_at": None,
+        "created_at": ev.at,
+    }
+    session.info.setdefault(_NEW_REQUESTS_KEY, {})[row["id"]] = row
+    return row
+
+
+def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent) -> dict[str, Any]:
+    p = ev.payload
+    row = {
+        "id": uuid.uuid4(),
+        "workspace_id": worker.workspace_id,
+        "worker_id": worker.id,
+        "thread_id": ev.thread_id,
+        "turn_id": ev.turn_id,
+        "request_id": str(p.get("request_id")),
+        "questions": list(p.get("questions") or []),
+        "status": QuestionStatus.open,
+        "answers": None,
+        "answered_by": None,
+        "answered_at": None,
+        "created_at": ev.at,
+    }
+    session.info.setdefault(_NEW_REQUESTS_KEY, {})[row["id"]] = row
+    return row
+
+
+async def _insert_new_requests(session: AsyncSession) -> None:
+    """Insert the approvals/questions recorded in this batch (Core executemany: building ORM
+    instances for them cost more than the rest of their events' work)."""
+    rows = session.info.pop(_NEW_REQUESTS_KEY, None)
+    if not rows:
+        return
+    await session.flush()  # the worker rows first, as the ORM unit of work ordered them (lock order)
+    approvals = [r for r in rows.values() if "diff" in r]
+    questions = [r for r in rows.values() if "questions" in r]
+    if approvals:
+        await session.execute(insert(PendingApproval.__table__), approvals)  # type: ignore[arg-type]
+    if questions:
+        await session.execute(insert(OpenQuestion.__table__), questions)  # type: ignore[arg-type]
 
 
 async def _lock_worker(session: AsyncSession, worker_id: uuid.UUID) -> Worker:

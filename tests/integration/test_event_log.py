@@ -1,0 +1,164 @@
+"""The bulk event append (``events.log.defer`` + ``flush_deferred``, driver-level on SQLite) against a
+real database: rows read back through the ORM exactly as they were appended (ids contiguous and in
+order, payload, created_at with microseconds and UTC, workspace uuid), the published outbox matches
+the rows, and a batch of two workers' interleaved agent events keeps each worker's order.
+Runs on SQLite and, with OVERSEER_TEST_PG_URL, PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+
+from overseer.clock import SystemClock
+from overseer.config import Settings
+from overseer.db.engine import Database, make_engine
+from overseer.events import log as event_log
+from overseer.events.bus import EventBus, PublishedEvent
+from overseer.events.models import Event
+from overseer.runtime.agent import AgentEvent
+from overseer.runtime.workers import WorkerManager
+from overseer.workers.models import Worker, WorkerStatus
+from overseer.workspaces.models import Workspace
+from tests.conftest import JWT_KEY
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    database = Database(make_engine(db_url), EventBus())
+    yield database
+    await database.dispose()
+
+
+async def _workspaces(db: Database, n: int) -> list[uuid.UUID]:
+    ids = [uuid.uuid4() for _ in range(n)]
+    async with db.session() as s:
+        for i, wid in enumerate(ids):
+            s.add(Workspace(id=wid, name=f"log-{wid.hex[:8]}-{i}", root_path=f"/tmp/log-{wid.hex[:8]}"))
+    return ids
+
+
+def _published(db: Database) -> list[PublishedEvent]:
+    got: list[PublishedEvent] = []
+    db.bus.add_listener(got.append)
+    return got
+
+
+async def _rows(db: Database, workspaces: list[uuid.UUID]) -> list[Event]:
+    async with db.read_session() as s:
+        return list((await s.execute(select(Event).where(Event.workspace_id.in_(workspaces))
+                                     .order_by(Event.id))).scalars().all())
+
+
+PAYLOADS: list[dict[str, Any]] = [
+    {"delta": "héllo wörld ✓ \"quoted\" \\ back\nslash", "n": 1, "f": 1.5, "ok": True, "none": None},
+    {"nested": {"list": [1, "two", {"three": [3.0]}], "empty": {}}, "emoji": "🚀"},
+    {},
+    {"big": "x" * 5000, "neg": -12345678901234, "unicode_key_é": "v"},
+]
+
+
+async def test_bulk_appended_events_read_back_identically(db: Database) -> None:
+    ws_a, ws_b = await _workspaces(db, 2)
+    published = _published(db)
+    base = datetime(2026, 11, 21, 12, 30, 45, 123456, tzinfo=UTC)
+    stamps = [base, base.replace(microsecond=0), base + timedelta(microseconds=1),
+              base.astimezone(timezone(timedelta(hours=2))),  # aware, not UTC: stored as the same instant
+              datetime(1999, 1, 2, 3, 4, 5, 999999, tzinfo=UTC)]
+    specs = [(ws_a if i % 3 else ws_b, f"type.{i}", "worker", f"entity-{i % 2}", PAYLOADS[i % len(PAYLOADS)],
+              stamps[i % len(stamps)]) for i in range(23)]
+    async with db.session() as s:
+        first = await event_log.append(s, workspace_id=ws_a, event_type="first", entity_type="workspace",
+                                       entity_id=ws_a, payload={"k": "appended"}, at=base)
+        for ws, type_, ent_type, ent_id, payload, at in specs:
+            event_log.defer(s, workspace_id=ws, event_type=type_, entity_type=ent_type, entity_id=ent_id,
+                            payload=payload, at=at, convert=False)
+
+    rows = await _rows(db, [ws_a, ws_b])
+    assert [r.event_type for r in rows] == ["first", *(t for _, t, *_ in specs)]
+    assert rows[0].id == first.id
+    ids = [r.id for r in rows]
+    assert ids == list(range(ids[0], ids[0] + len(rows))), "ids contiguous, in append order"
+    for row, (ws, type_, ent_type, ent_id, payload, at) in zip(rows[1:], specs, strict=True):
+        assert row.workspace_id == ws and isinstance(row.workspace_id, uuid.UUID)
+        assert (row.event_type, row.entity_type, row.entity_id) == (type_, ent_type, ent_id)
+        assert row.payload == payload
+        assert row.created_at == at and row.created_at.tzinfo is not None
+        assert row.created_at.utcoffset() == timedelta(0)
+        assert row.created_at.microsecond == at.microsecond
+    # What subscribers were told (after commit) is what was stored, in id order.
+    assert [(p.id, p.workspace_id, p.event_type, p.entity_id, p.payload, p.created_at) for p in published] == [
+        (r.id, r.workspace_id, r.event_type, r.entity_id, r.payload, r.created_at) for r in rows]
+
+
+async def test_bulk_rows_are_stored_exactly_as_the_orm_stores_them(db: Database) -> None:
+    """The driver-level insert encodes uuid, datetime and JSON text byte for byte like SQLAlchemy's
+    column types (a row appended through the ORM path is the reference)."""
+    (ws,) = await _workspaces(db, 1)
+    stamps = [datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC), datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)]
+    async with db.session() as s:
+        for at in stamps:
+            for payload in PAYLOADS:
+                await event_log.append(s, workspace_id=ws, event_type="orm", entity_type="worker", entity_id="e",
+                                       payload=payload, at=at)
+                event_log.defer(s, workspace_id=ws, event_type="bulk", entity_type="worker", entity_id="e",
+                                payload=payload, at=at, convert=False)
+    async with db.read_session() as s:
+        raw = (await s.execute(text(
+            "SELECT event_type, CAST(workspace_id AS TEXT), CAST(payload AS TEXT), CAST(created_at AS TEXT) "
+            "FROM events ORDER BY id"))).all()
+    orm = [tuple(r[1:]) for r in raw if r[0] == "orm"]
+    bulk = [tuple(r[1:]) for r in raw if r[0] == "bulk"]
+    assert len(orm) == len(bulk) == len(stamps) * len(PAYLOADS)
+    assert bulk == orm
+
+
+async def test_a_naive_datetime_is_refused_and_nothing_is_stored(db: Database) -> None:
+    (ws,) = await _workspaces(db, 1)
+    with pytest.raises(Exception, match="naive"):
+        async with db.session() as s:
+            event_log.defer(s, workspace_id=ws, event_type="bad", entity_type="worker", entity_id="e",
+                            payload={}, at=datetime(2026, 1, 1))
+    assert await _rows(db, [ws]) == []
+
+
+async def test_a_batch_of_two_workers_interleaved_keeps_each_workers_order(db: Database, db_url: str,
+                                                                         tmp_path: Path) -> None:
+    ws_a, ws_b = await _workspaces(db, 2)
+    w1, w2 = uuid.uuid4(), uuid.uuid4()
+    async with db.session() as s:
+        for wid, ws in ((w1, ws_a), (w2, ws_b)):
+            s.add(Worker(id=wid, workspace_id=ws, kind="codex", name=f"w-{wid.hex[:6]}",
+                         status=WorkerStatus.RUNNING.value, config={}))
+    published = _published(db)
+    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", jwt_secret=JWT_KEY)  # type: ignore[arg-type]
+    manager = WorkerManager(db=db, settings=settings, clock=SystemClock())
+    t0 = datetime.now(UTC)
+    batch: list[tuple[uuid.UUID, AgentEvent]] = []
+    for i in range(60):
+        wid = (w1, w2)[(i * 7 // 3) % 2]  # irregular interleaving
+        kind = ("message.delta", "command.output_delta", "item.started", "status")[i % 4]
+        batch.append((wid, AgentEvent(type=kind, thread_id=f"th-{wid.hex[:6]}", turn_id="t1",
+                                      payload={"seq": i, "delta": f"d{i}"}, at=t0 + timedelta(microseconds=i))))
+    await manager._apply_batch(batch)
+
+    rows = await _rows(db, [ws_a, ws_b])
+    assert [(uuid.UUID(r.entity_id), r.payload["seq"]) for r in rows] == [(w, ev.payload["seq"]) for w, ev in batch]
+    ids = [r.id for r in rows]
+    assert ids == list(range(ids[0], ids[0] + len(batch)))
+    for wid, ws in ((w1, ws_a), (w2, ws_b)):
+        mine = [r for r in rows if r.entity_id == str(wid)]
+        assert [r.payload["seq"] for r in mine] == sorted(r.payload["seq"] for r in mine)
+        assert all(r.workspace_id == ws and r.payload["agent_kind"] == "codex" for r in mine)
+        assert all(r.payload["thread_id"] == f"th-{wid.hex[:6]}" for r in mine)
+        assert [r.created_at for r in mine] == sorted(r.created_at for r in mine)
+    assert [p.id for p in published] == ids
+    async with db.read_session() as s:
+        workers = {w.id: w for w in (await s.execute(select(Worker).where(Worker.id.in_([w1, w2])))).scalars()}
+    for wid in (w1, w2):  # the worker row carries its last event's time
+        assert workers[wid].last_event_at == max(ev.at for w, ev in batch if w == wid)
