@@ -13,6 +13,7 @@ if [ -n "${OVERSEER_TEST_PG_URL:-}" ]; then
 else
   echo "PostgreSQL: not available, SQLite only"
 fi
+.venv/bin/ruff check src tests benchmarks || exit 1
 .venv/bin/python -m pytest -q -n 2 --durations=10 "$@"
 rc=$?
 if [ $rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi

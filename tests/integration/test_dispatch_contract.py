@@ -11,12 +11,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from tests.conftest import bearer
 
 from overseer.db.engine import make_engine
 from overseer.events.models import Event
 from overseer.ops.dispatch_models import DispatchRecord
 from overseer.workers.models import Worker
+from tests.conftest import bearer
 
 VERSION = "overseer.dispatch.v1"
 

@@ -10,13 +10,13 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
-from tests.conftest import bearer
-from tests.unit.test_reducer import WORKERS, _event_strategy, _materialize
 
 from overseer.events import log as event_log
 from overseer.events.models import Event
 from overseer.ops.pipeline import PRUNABLE_KINDS, OpsPipeline
 from overseer.ops.state import OpsState, replay
+from tests.conftest import bearer
+from tests.unit.test_reducer import WORKERS, _event_strategy, _materialize
 
 
 def _hot(state: OpsState, ws: list[uuid.UUID]) -> tuple[Any, ...]:

@@ -16,12 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from tests.conftest import TokenFactory, bearer
 
 from overseer.app import create_app
 from overseer.config import Settings
 from overseer.events import log as event_log
 from overseer.events import stream as stream_mod
+from tests.conftest import TokenFactory, bearer
 
 STREAM = "/api/v1/ops/stream"
 WAIT = 5.0

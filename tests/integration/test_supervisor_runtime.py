@@ -17,7 +17,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
-from tests.conftest import bearer
 
 from overseer.app import create_app
 from overseer.auth.tokens import Principal
@@ -34,6 +33,7 @@ from overseer.supervisors.models import SupervisorStatus as S
 from overseer.supervisors.schemas import SupervisorCreate
 from overseer.workspaces import service as workspaces
 from overseer.workspaces.schemas import WorkspaceCreate
+from tests.conftest import bearer
 
 ADMIN = Principal("tester", frozenset({"admin"}), None)
 

@@ -15,7 +15,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
-from tests.conftest import bearer
 
 from overseer.app import create_app
 from overseer.clock import ManualClock
@@ -24,6 +23,7 @@ from overseer.db.engine import Database
 from overseer.events.models import Event
 from overseer.supervisors import service
 from overseer.workers.models import Worker
+from tests.conftest import bearer
 
 API = "/api/v1/supervisors"
 Headers = dict[str, str]

@@ -14,7 +14,6 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from sqlalchemy import select
-from tests.conftest import bearer
 
 from overseer.app import create_app
 from overseer.clock import ManualClock
@@ -23,6 +22,7 @@ from overseer.db.engine import Database
 from overseer.events.models import Event
 from overseer.supervisors import repository
 from overseer.workers.models import Worker
+from tests.conftest import bearer
 
 Headers = dict[str, str]
 TEAMS = "/api/v1/teams"

@@ -134,7 +134,7 @@ def test_live_in_batches_equals_replay_from_the_log(raw: list[Any], cuts: list[i
     events = _materialize(raw)
     live = OpsState()
     i = 0
-    for n in cuts + [len(events)]:
+    for n in [*cuts, len(events)]:
         batch, i = events[i:i + n], i + n
         live = live.copy()  # a restart between batches: the state is all there is
         for ev in batch:
