@@ -29,9 +29,10 @@ log = logging.getLogger(__name__)
 
 
 def _routers() -> list[Any]:
+    from overseer.metrics import router as metrics
     from overseer.workspaces.routes import router as workspaces
 
-    routers: list[Any] = [workspaces]
+    routers: list[Any] = [workspaces, metrics]
     for mod in ("overseer.supervisors.routes", "overseer.workers.routes", "overseer.ops.routes",
                 "overseer.events.routes", "overseer.ops.dispatch_routes", "overseer.jobs.routes",
                 "overseer.ops.chat_routes"):

@@ -49,3 +49,13 @@ class TestList:
         assert [w["id"] for w in listed.json()] == [a["id"]]
         other = await client.get(f"/api/v1/workspaces/{b['id']}", headers=bearer(token))
         assert other.status_code == 404
+
+
+class TestPrometheus:
+    async def test_metrics_for_an_operator(self, client: httpx.AsyncClient, admin_headers: dict[str, str],
+                                           workspace: dict[str, Any], make_token: Any) -> None:
+        resp = await client.get("/metrics", headers=admin_headers)
+        assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/plain")
+        assert 'overseer_workers{status="IDLE"} 0.0' in resp.text and "overseer_pending_approvals 0.0" in resp.text
+        tenant = bearer(make_token("supervisor:read", workspaces=[workspace["id"]]))
+        assert (await client.get("/metrics", headers=tenant)).status_code == 403
