@@ -100,6 +100,29 @@ class AgentBinaryError(AgentError):
         self.setting = setting
 
 
+MIN_VERSIONS: dict[str, tuple[int, ...]] = {"codex": (0, 169, 0), "claude_code": (2, 1, 197)}
+"""The oldest CLI versions whose protocol Overseer was checked against (reference/agent-protocols.md)."""
+
+
+def require_supported_version(kind: AgentKind, version: str | None, *, binary: str, setting: str) -> None:
+    """Raise :class:`AgentBinaryError` naming ``setting`` when ``version`` is older than supported.
+
+    Newer versions are accepted (a user's own, newer agent works); an unparseable version is accepted too.
+    """
+    if not version:
+        return
+    parts = version.split("-")[0].split("+")[0].split(".")
+    try:
+        found = tuple(int(p) for p in parts[:3])
+    except ValueError:
+        return
+    minimum = MIN_VERSIONS[kind]
+    if found < minimum:
+        raise AgentBinaryError(
+            f"{binary} is version {version}, older than the supported {'.'.join(map(str, minimum))}; "
+            f"set {setting} to a newer one (or run scripts/install-agents.sh)", setting=setting)
+
+
 class AgentSession(Protocol):
     """A live agent process. All methods raise :class:`AgentError` when the agent cannot comply."""
 

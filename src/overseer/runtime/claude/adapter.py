@@ -117,6 +117,7 @@ from overseer.runtime.agent import (
     AgentKind,
     ApprovalDecision,
     EventSink,
+    require_supported_version,
 )
 from overseer.runtime.process import AgentProcess, ProcessExit
 
@@ -486,6 +487,9 @@ class ClaudeSession:
                 setting=BINARY_SETTING,
             )
         match = re.search(r"\d+\.\d+\.\d+\S*", out.decode(errors="replace"))
+        if match:
+            require_supported_version("claude_code", match.group(0), binary=self.config.binary,
+                                      setting=BINARY_SETTING)
         return match.group(0) if match else (out.decode(errors="replace").strip() or None)
 
     async def _respawn(self, *, session_id: str | None = None, resume_id: str | None = None) -> None:

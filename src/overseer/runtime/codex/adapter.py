@@ -68,6 +68,7 @@ from overseer.runtime.agent import (
     AgentKind,
     ApprovalDecision,
     EventSink,
+    require_supported_version,
 )
 from overseer.runtime.process import AgentProcess, ProcessExit
 from overseer.runtime.rpc import METHOD_NOT_FOUND, JsonId, JsonRpcConnection, RpcError
@@ -624,6 +625,8 @@ async def check_version(binary: str) -> str:
         detail = (err.decode("utf-8", "replace").strip() or text)[-300:]
         raise fail(f"`--version` exited with {proc.returncode}: {detail}")
     match = re.search(r"\d+\.\d+\.\d+\S*", text)
+    if match:
+        require_supported_version("codex", match.group(0), binary=binary, setting=BINARY_SETTING)
     return match.group(0) if match else text.splitlines()[0] if text else "unknown"
 
 
