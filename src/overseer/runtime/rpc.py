@@ -43,13 +43,14 @@ import contextlib
 import itertools
 import json
 import logging
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from overseer.runtime.agent import AgentError
 from overseer.runtime.process import AgentProcess, ProcessExit
+from overseer.runtime.queues import Inbox
 
 logger = logging.getLogger(__name__)
 
@@ -74,38 +75,6 @@ INTERNAL_ERROR = -32603
 
 
 _loads = json.loads
-
-
-class _Inbox:
-    """The dispatcher's FIFO: ``put_nowait`` / ``get`` / ``empty`` of an unbounded ``asyncio.Queue``
-    with one consumer, for less work per message (every agent line goes through it)."""
-
-    __slots__ = ("_getter", "_items")
-
-    def __init__(self) -> None:
-        self._items: deque[tuple[str, Any]] = deque()
-        self._getter: asyncio.Future[None] | None = None
-
-    def put_nowait(self, item: tuple[str, Any]) -> None:
-        self._items.append(item)
-        getter = self._getter
-        if getter is not None and not getter.done():
-            getter.set_result(None)
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-    async def get(self) -> tuple[str, Any]:
-        while not self._items:
-            self._getter = asyncio.get_running_loop().create_future()
-            try:
-                await self._getter
-            finally:
-                self._getter = None
-        return self._items.popleft()
 
 
 class RpcError(AgentError):
@@ -175,7 +144,7 @@ class JsonRpcConnection:
         self._ids = itertools.count(1)
         self._pending: dict[int, tuple[str, asyncio.Future[Any]]] = {}
         self._timed_out: OrderedDict[int, str] = OrderedDict()
-        self._queue = _Inbox()
+        self._queue = Inbox[tuple[str, Any]]()
         self._process: AgentProcess | None = None
         self._dispatcher: asyncio.Task[None] | None = None
         self._closed_error: RpcConnectionClosed | None = None

@@ -53,6 +53,7 @@ from overseer.runtime.agent import (
     ApprovalDecision,
     EventSink,
 )
+from overseer.runtime.queues import TrackedInbox
 from overseer.workers import states
 from overseer.workers.models import Worker, WorkerStatus
 from overseer.workspaces.models import Workspace
@@ -66,63 +67,6 @@ _DELTA_TYPES = frozenset({"message.delta", "command.output_delta"})
 # which handles every other type): the ingest loop appends them without the per-event call.
 _PLAIN_TYPES = frozenset({"message.delta", "command.output_delta", "item.started", "item.completed",
                           "status", "plan.updated", "error", "protocol.malformed"})
-
-
-class _IngestQueue:
-    """The FIFO between the adapters' sinks and the ingest loop: the part of ``asyncio.Queue`` in use
-    (``put_nowait``, ``get``, ``empty``, ``qsize``, ``task_done``, ``join``) for less per-item work, and
-    ``take(batch, n)`` to move up to ``n`` items at once. Unbounded, like the queue it replaces."""
-
-    def __init__(self) -> None:
-        self._items: deque[tuple[uuid.UUID, AgentEvent]] = deque()
-        self._getter: asyncio.Future[None] | None = None
-        self._unfinished = 0
-        self._done = asyncio.Event()
-        self._done.set()
-
-    def put_nowait(self, item: tuple[uuid.UUID, AgentEvent]) -> None:
-        self._items.append(item)
-        if not self._unfinished:
-            self._done.clear()
-        self._unfinished += 1
-        getter = self._getter
-        if getter is not None and not getter.done():
-            getter.set_result(None)
-
-    def empty(self) -> bool:
-        return not self._items
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-    async def get(self) -> tuple[uuid.UUID, AgentEvent]:
-        while not self._items:
-            self._getter = asyncio.get_running_loop().create_future()
-            try:
-                await self._getter
-            finally:
-                self._getter = None
-        return self._items.popleft()
-
-    def take(self, batch: list[tuple[uuid.UUID, AgentEvent]], n: int) -> None:
-        """Move up to ``n`` queued items to the end of ``batch``, in order."""
-        items = self._items
-        if len(items) <= n:
-            batch.extend(items)
-            items.clear()
-        else:
-            popleft = items.popleft
-            batch.extend([popleft() for _ in range(n)])
-
-    def task_done(self, n: int = 1) -> None:
-        if n > self._unfinished:
-            raise ValueError("task_done() called too many times")
-        self._unfinished -= n
-        if not self._unfinished:
-            self._done.set()
-
-    async def join(self) -> None:
-        await self._done.wait()
 
 
 @dataclass(slots=True)
@@ -220,7 +164,7 @@ class WorkerManager:
         self.linger_s = linger_s
         self.agents: dict[uuid.UUID, LiveAgent] = {}
         self.stats = IngestStats()
-        self._queue = _IngestQueue()
+        self._queue = TrackedInbox[tuple[uuid.UUID, AgentEvent]]()
         self._ingest_task: asyncio.Task[None] | None = None
         self.on_committed: list[Callable[[list[tuple[uuid.UUID, AgentEvent]]], None]] = []
         self._restarts: dict[uuid.UUID, deque[float]] = {}
