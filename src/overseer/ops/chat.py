@@ -613,8 +613,11 @@ class ChatRuntime:
                             self.threads.put(t.thread_id, t)
                     waiting = sorted(self._buffer, key=lambda e: e.id)
                     self._buffer.clear()
-                    for ev in waiting:  # early events: matched by their exact turn only
-                        await self._handle(ev, by_thread=False)
+                    for ev in waiting:
+                        # Early events: a completion only by its exact turn; a request (approval or
+                        # question) also by its thread, because with fast ingest it can commit before
+                        # the dispatch reply has registered the turn.
+                        await self._handle(ev, by_thread=ev.event_type != "turn.completed")
                 else:
                     await self._handle(item, by_thread=True)
             except Exception:
