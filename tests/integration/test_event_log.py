@@ -162,3 +162,25 @@ async def test_a_batch_of_two_workers_interleaved_keeps_each_workers_order(db: D
         workers = {w.id: w for w in (await s.execute(select(Worker).where(Worker.id.in_([w1, w2])))).scalars()}
     for wid in (w1, w2):  # the worker row carries its last event's time
         assert workers[wid].last_event_at == max(ev.at for w, ev in batch if w == wid)
+
+
+async def test_nul_characters_are_stored_as_replacement_characters(app: Any, workspace: dict[str, Any]) -> None:
+    """PostgreSQL's JSONB rejects \\u0000 (agents' command output can contain it): it is stored, published and
+    replayed as U+FFFD on both databases, and a literal backslash-u0000 text is left alone."""
+    from sqlalchemy import select
+
+    from overseer.events import log as event_log
+    from overseer.events.models import Event
+
+    ws_id = uuid.UUID(workspace["id"])
+    async with app.state.db.session() as s:
+        event_log.defer(s, workspace_id=ws_id, event_type="command.output_delta", entity_type="worker",
+                        entity_id="w", payload={"delta": "a\x00b", "literal": "\\u0000"}, convert=False)
+        published = await event_log.append(s, workspace_id=ws_id, event_type="x", entity_type="worker",
+                                           entity_id="w", payload={"nested": ["\x00"]})
+    assert published.payload == {"nested": ["\ufffd"]}
+    async with app.state.db.read_session() as s:
+        rows = {e.event_type: e.payload for e in (await s.execute(select(Event).where(Event.workspace_id == ws_id)))
+                .scalars()}
+    assert rows["command.output_delta"] == {"delta": "a\ufffdb", "literal": "\\u0000"}
+    assert rows["x"] == {"nested": ["\ufffd"]}

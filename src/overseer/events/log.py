@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -61,7 +63,7 @@ async def append(
 ) -> PublishedEvent:
     """Append one event; returns it with its id. Published after the surrounding commit."""
     created_at = at or utcnow()
-    data = _jsonable(payload or {})
+    data = storable_json(_jsonable(payload or {}))[1]
     await _lock_event_order(session)
     result = await session.execute(
         insert(Event)
@@ -117,6 +119,8 @@ async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
         last = int((await conn.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one())
         ids = range(last - len(rows) + 1, last + 1)
     else:
+        for r in rows:
+            r["payload"] = storable_json(r["payload"])[1]
         table = Event.__table__
         result = await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
         ids = [int(i) for i in result.scalars().all()]  # type: ignore[assignment]
@@ -141,6 +145,20 @@ def sqlite_datetime(value: datetime) -> str:
     return text_[:26] if value.microsecond else text_[:19] + ".000000"
 
 
+_NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
+
+
+def storable_json(payload: Any) -> tuple[str, Any]:
+    """``(json text, payload)`` safe for every database: a NUL character (``\u0000``, which PostgreSQL's
+    JSONB rejects and agents' command output can contain) becomes U+FFFD in both, so what subscribers
+    are told equals what restore reads back."""
+    text_ = json_dumps(payload)
+    if "\\u0000" not in text_:
+        return text_, payload
+    text_ = _NUL_ESCAPE.sub(lambda m: m.group(1) + "\\ufffd", text_)
+    return text_, json.loads(text_)
+
+
 def _sqlite_params(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """The rows as the SQLite driver's positional parameters, encoded exactly as the ORM types would:
     ``Uuid`` -> 32 hex digits, ``UTCDateTime`` -> naive UTC text, JSON -> the engine's serializer."""
@@ -151,6 +169,7 @@ def _sqlite_params(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
         ws_hex = hexes.get(id(ws))
         if ws_hex is None:
             ws_hex = hexes[id(ws)] = ws.hex if isinstance(ws, uuid.UUID) else uuid.UUID(str(ws)).hex
-        out.append((ws_hex, r["event_type"], r["entity_type"], r["entity_id"], json_dumps(r["payload"]),
+        text_, r["payload"] = storable_json(r["payload"])
+        out.append((ws_hex, r["event_type"], r["entity_type"], r["entity_id"], text_,
                     sqlite_datetime(r["created_at"])))
     return out
