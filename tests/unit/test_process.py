@@ -133,3 +133,14 @@ async def test_handler_exception_does_not_stop_reading() -> None:
     await proc.start()
     await proc.wait_exit()
     assert seen == ["a", "b"]
+
+
+def test_escaped_nul_in_a_protocol_line_becomes_a_replacement_character() -> None:
+    """PostgreSQL stores no NUL in text or JSONB: an agent's escaped NUL is replaced at the boundary, while a
+    literal backslash-u0000 text stays as it is."""
+    import json
+
+    from overseer.runtime.process import _decode
+
+    line = json.dumps({"out": "a\x00b", "literal": "\\u0000"}).encode() + b"\n"
+    assert json.loads(_decode(line)) == {"out": "a\ufffdb", "literal": "\\u0000"}

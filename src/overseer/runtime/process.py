@@ -38,6 +38,7 @@ import contextlib
 import inspect
 import logging
 import os
+import re
 import signal
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -389,5 +390,12 @@ async def _skip_to_newline(reader: asyncio.StreamReader) -> int:
             return skipped + len(exc.partial)
 
 
+_NUL_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u0000")
+
+
 def _decode(raw: bytes) -> str:
+    """One protocol line as text. A JSON-escaped NUL (``\u0000``, e.g. binary command output) becomes
+    U+FFFD here, at the boundary: PostgreSQL can store neither in text nor in JSONB columns."""
+    if b"\\u0000" in raw:
+        raw = _NUL_ESCAPE.sub(rb"\1\\ufffd", raw)
     return raw.rstrip(b"\r\n").decode("utf-8", errors="replace")
