@@ -7,17 +7,14 @@ naming the other); leaving sets ``left_at`` and keeps the row; another workspace
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-from asgi_lifespan import LifespanManager
 from sqlalchemy import select
 
-from overseer.app import create_app
 from overseer.clock import ManualClock
-from overseer.config import Settings
 from overseer.db.engine import Database
 from overseer.events.models import Event
 from overseer.supervisors import repository
@@ -26,33 +23,6 @@ from tests.conftest import bearer
 
 Headers = dict[str, str]
 TEAMS = "/api/v1/teams"
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-async def served(settings: Settings, clock: ManualClock) -> AsyncIterator[tuple[Any, Any]]:
-    application = create_app(settings, clock=clock, migrate_on_start=False, start_runtime=False)
-    async with LifespanManager(application) as manager:
-        yield application, manager.app
-
-
-@pytest.fixture
-def app(served: tuple[Any, Any]) -> Any:
-    return served[1]
-
-
-@pytest.fixture
-def db(served: tuple[Any, Any]) -> Database:
-    return served[0].state.db  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def headers(ws_headers: Callable[..., Headers]) -> Headers:
-    return ws_headers()
 
 
 @pytest.fixture
