@@ -7,15 +7,16 @@ succeeds (transactional outbox: written before anyone is told). On rollback noth
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from overseer.jsoncodec import dumps as _dumps
+from overseer.jsoncodec import loads as _loads
 
 if TYPE_CHECKING:
     from overseer.events.bus import EventBus
@@ -25,28 +26,11 @@ log = logging.getLogger(__name__)
 OUTBOX_KEY = "overseer.outbox"
 
 
-def _json_default(value: Any) -> str:
-    """JSON columns never fail on a stray UUID or datetime: they are stored as strings."""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
-
-
-_ENCODER = json.JSONEncoder(default=_json_default, separators=(",", ":"))
-_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
-# The C encoder ``JSONEncoder.encode`` builds on every call, built once (same output: ASCII-escaped,
-# compact separators, NaN allowed, keys unsorted). Without a circular-reference check: a payload
-# parsed from JSON cannot contain one, and a hand-built cycle still fails (RecursionError).
-_C_ENCODE = (_c_make_encoder(None, _json_default, json.encoder.encode_basestring_ascii, None, ":", ",",
-                             False, False, True) if _c_make_encoder is not None else None)
-
-
 def json_dumps(value: Any) -> str:
     """The JSON text of JSON columns (the engine's ``json_serializer``; the raw SQLite event insert
-    uses it too). ``json.dumps`` with options builds a new encoder per call; this reuses one."""
-    if _C_ENCODE is None or isinstance(value, str):
-        return _ENCODER.encode(value)
-    return "".join(_C_ENCODE(value, 0))
+    uses it too): compact UTF-8 JSON from :func:`overseer.jsoncodec.dumps` (orjson, with the standard
+    library for what orjson refuses). A stray UUID or datetime is stored as a string."""
+    return _dumps(value)
 
 
 _json_dumps = json_dumps
@@ -54,7 +38,7 @@ _json_dumps = json_dumps
 
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False) -> AsyncEngine:
     """Create the async engine; on SQLite enable WAL, foreign keys and a busy timeout per connection."""
-    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps}
+    kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps, "json_deserializer": _loads}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
     else:

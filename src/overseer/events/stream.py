@@ -35,6 +35,7 @@ from typing import Any, Literal
 import anyio
 from sse_starlette import ServerSentEvent
 
+from overseer import jsoncodec
 from overseer.auth.tokens import Principal
 from overseer.db.engine import Database
 from overseer.events.bus import Predicate, PublishedEvent, Subscription
@@ -121,7 +122,7 @@ def event_frame(ev: PublishedEvent) -> bytes:
     key = (ev.id, ev.workspace_id, ev.created_at)  # not the id alone: one process may serve several databases
     frame = _FRAME_CACHE.get(key)
     if frame is None:
-        frame = ServerSentEvent(data=json.dumps(ev.as_dict(), separators=(",", ":")), event=ev.event_type,
+        frame = ServerSentEvent(data=jsoncodec.dumps(ev.as_dict()), event=ev.event_type,
                                 id=str(ev.id)).encode()
         _FRAME_CACHE[key] = frame
         if len(_FRAME_CACHE) > _FRAME_CACHE_MAX:

@@ -48,6 +48,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from overseer import jsoncodec
 from overseer.runtime.agent import AgentError
 from overseer.runtime.process import AgentProcess, ProcessExit
 from overseer.runtime.queues import Inbox
@@ -74,7 +75,7 @@ INVALID_PARAMS = -32602
 INTERNAL_ERROR = -32603
 
 
-_loads = json.loads
+_loads = jsoncodec.loads  # orjson, falling back to json for what orjson refuses (NaN, huge ints)
 
 
 class RpcError(AgentError):
@@ -344,8 +345,17 @@ class JsonRpcConnection:
     # ------------------------------------------------------------------ dispatch
 
     async def _dispatch_loop(self) -> None:
+        queue = self._queue
         while True:
-            kind, args = await self._queue.get()
+            kind, args = await queue.get()
+            if kind == "notification" and self._on_notification is not None:
+                try:  # the bulk of a stream: inline, one coroutine layer less than _dispatch
+                    await self._on_notification(*args)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    logger.exception("%s: notification handler failed for %.100r", self.name, args)
+                continue
             if kind == "closed":
                 break
             await self._dispatch(kind, args)

@@ -109,6 +109,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from overseer import jsoncodec
 from overseer.runtime.agent import (
     AgentBinaryError,
     AgentConfig,
@@ -612,7 +613,7 @@ class ClaudeSession:
         if gen != self._gen or not line.strip():
             return
         try:
-            msg = json.loads(line)
+            msg = jsoncodec.loads(line)
         except ValueError as exc:
             logger.warning("claude: malformed line (%s): %.120r", exc, line)
             await self._emit("protocol.malformed", {"line_prefix": line[:200], "reason": f"invalid JSON: {exc}"})
