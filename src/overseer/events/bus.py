@@ -13,14 +13,18 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class PublishedEvent:
-    """A committed event as subscribers see it (mirrors a row of ``events``)."""
+class PublishedEvent(NamedTuple):
+    """A committed event as subscribers see it (mirrors a row of ``events``).
+
+    Immutable (one instance is shared by every subscriber). A named tuple, not a frozen dataclass:
+    the ingest builds one per event, and a frozen dataclass's ``__init__`` costs ~4x more
+    (``benchmarks/stages.py``, "published").
+    """
 
     id: int
     workspace_id: uuid.UUID

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import insert, text
+from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from overseer.clock import utcnow
+from overseer.db.base import sqlite_datetime
 from overseer.db.engine import OUTBOX_KEY, json_dumps
 from overseer.events.bus import PublishedEvent
 from overseer.events.models import Event
@@ -87,8 +88,11 @@ def defer(
     payload: dict[str, Any] | None = None,
     at: datetime | None = None,
     convert: bool = True,
-) -> None:
+) -> dict[str, Any]:
     """Queue an event for one bulk insert at commit time (the hot path: agent event batches).
+
+    Returns the queued row (a dict); until the commit inserts it, removing it from
+    ``session.info[DEFERRED_KEY]`` takes the event back.
 
     ``convert=False`` skips turning UUIDs and datetimes into strings, for payloads that are already
     JSON values (agent events parsed from JSON lines).
@@ -96,11 +100,13 @@ def defer(
     Deferred events get their ids when the unit of work commits, after any event appended with
     :func:`append` in the same transaction, in the order they were deferred.
     """
-    session.info.setdefault(DEFERRED_KEY, []).append({
+    row = {
         "workspace_id": workspace_id, "event_type": event_type, "entity_type": entity_type,
         "entity_id": str(entity_id), "payload": _jsonable(payload or {}) if convert else (payload or {}),
         "created_at": at or utcnow(),
-    })
+    }
+    session.info.setdefault(DEFERRED_KEY, []).append(row)
+    return row
 
 
 async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
@@ -121,7 +127,7 @@ async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
     else:
         for r in rows:
             r["payload"] = storable_json(r["payload"])[1]
-        table = Event.__table__
+        table = cast(Table, Event.__table__)
         result = await session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
         ids = [int(i) for i in result.scalars().all()]  # type: ignore[assignment]
     published = [PublishedEvent(i, r["workspace_id"], r["event_type"], r["entity_type"], r["entity_id"],
@@ -132,17 +138,6 @@ async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
 
 _SQLITE_INSERT = ("INSERT INTO events (workspace_id, event_type, entity_type, entity_id, payload, created_at)"
                   " VALUES (?, ?, ?, ?, ?, ?)")
-
-
-def sqlite_datetime(value: datetime) -> str:
-    """``value`` as SQLAlchemy's SQLite ``DateTime`` stores it (via ``UTCDateTime``): naive UTC text
-    ``YYYY-MM-DD HH:MM:SS.ffffff`` (microseconds always present)."""
-    if value.tzinfo is not UTC:
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        value = value.astimezone(UTC)
-    text_ = value.isoformat(" ")  # "YYYY-MM-DD HH:MM:SS[.ffffff]+00:00"
-    return text_[:26] if value.microsecond else text_[:19] + ".000000"
 
 
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")

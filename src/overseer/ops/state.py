@@ -225,6 +225,13 @@ def _clip(text: Any, n: int = TASK_MAX) -> str | None:
 
 # ------------------------------------------------------------------------------------------ reducer
 
+_STATEFUL_TYPES = frozenset({
+    "thread.started", "turn.started", "plan.updated", "item.started", "approval.requested", "question.requested",
+    "approval.decided", "approval.expired", "question.answered", "question.expired", "turn.completed",
+    "agent.exited", "worker.state_changed"})
+"""Event types ``reduce`` does more for than mark activity (the branches below); every other type of a
+worker/approval/question/thread entity only counts as liveness."""
+
 def reduce(state: OpsState, ev: EventLike) -> OpsState:
     """Apply one committed event to ``state`` (in place) and return it. Pure: no I/O, no clock."""
     t = ev.event_type
@@ -249,6 +256,8 @@ def reduce(state: OpsState, ev: EventLike) -> OpsState:
     tid = _thread_key(state, ev)
     th = _thread(state, ev, tid) if tid else None
     _touch(state, th, ws, ev)
+    if t not in _STATEFUL_TYPES:  # text deltas, items, token usage, status: liveness only
+        return state
     worker_id = p.get("worker_id") or (ev.entity_id if ev.entity_type == "worker" else None)
 
     if t == "thread.started" and th is not None:

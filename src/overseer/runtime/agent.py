@@ -48,9 +48,13 @@ AccessMode = Literal["read-only", "default", "full-access"]
 ApprovalDecision = Literal["accept", "accept_for_session", "decline", "cancel"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class AgentEvent:
-    """One normalized fact reported by an agent adapter (see the module docstring for types)."""
+    """One normalized fact reported by an agent adapter (see the module docstring for types).
+
+    Treat it as immutable. Not ``frozen``: one is built per agent event on the ingest hot path, and a
+    frozen dataclass's ``__init__`` costs ~1.8x more (``benchmarks/stages.py``, "read+normalize").
+    """
 
     type: str
     thread_id: str | None = None

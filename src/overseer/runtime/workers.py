@@ -31,9 +31,9 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from overseer.clock import Clock
@@ -486,38 +486,28 @@ class WorkerManager:
 
     async def _expire(self, session: AsyncSession, worker: Worker, *, reason: str, turn_id: str | None = None,
                       request_id: str | None = None) -> None:
-        """Expire the worker's matching open requests: one guarded UPDATE per kind, none when nothing
-        is open. A request a person answered meanwhile keeps its decision (``status`` guard)."""
+        """Expire the worker's matching open requests (none when nothing is open, no query).
+
+        Each ``<entity>.expired`` event is deferred here, in its place in the log. A request recorded
+        in this same batch is closed in its row dict; the others are confirmed at the end of the batch
+        by :func:`_confirm_expiries` (one guarded UPDATE per table for the whole batch): a request a
+        person answered meanwhile keeps its decision, and its expiry event is withdrawn."""
         known = await self._open_requests(session, worker)
         hits = [(rid, r) for rid, r in known.items()
                 if (turn_id is None or r.turn_id == turn_id) and (request_id is None or rid == request_id)]
         if not hits:
             return
-        for rid, _ in hits:
+        new_rows = session.info.get(_NEW_REQUESTS_KEY, {})
+        to_confirm = session.info.setdefault(_EXPIRIES_KEY, [])
+        for rid, r in hits:
             known.pop(rid, None)
-        expired: list[tuple[str, uuid.UUID, str]] = []
-        for entity, model, open_status, closed in (
-                ("approval", PendingApproval, ApprovalStatus.pending, ApprovalStatus.expired),
-                ("question", OpenQuestion, QuestionStatus.open, QuestionStatus.expired)):
-            ids = []
-            for rid, r in hits:
-                if r.entity != entity:
-                    continue
-                if r.pending is not None and r.pending is session.info.get(_NEW_REQUESTS_KEY, {}).get(r.row_id):
-                    r.pending["status"] = closed  # recorded in this same batch: not inserted yet
-                    expired.append((entity, r.row_id, rid))
-                else:
-                    ids.append(r.row_id)
-            if ids:
-                table = model.__table__
-                rows = (await session.execute(
-                    update(table).where(table.c.id.in_(ids), table.c.status == open_status).values(status=closed)
-                    .returning(table.c.id, table.c.request_id))).all()
-                expired.extend((entity, row.id, row.request_id) for row in rows)
-        for entity, row_id, rid in expired:
-            event_log.defer(session, workspace_id=worker.workspace_id, event_type=f"{entity}.expired",
-                            entity_type=entity, entity_id=row_id,
-                            payload={"worker_id": str(worker.id), "reason": reason, "request_id": rid})
+            event = event_log.defer(session, workspace_id=worker.workspace_id, event_type=f"{r.entity}.expired",
+                                    entity_type=r.entity, entity_id=r.row_id,
+                                    payload={"worker_id": str(worker.id), "reason": reason, "request_id": rid})
+            if r.pending is not None and r.pending is new_rows.get(r.row_id):
+                r.pending["status"] = ApprovalStatus.expired if r.entity == "approval" else QuestionStatus.expired
+            else:
+                to_confirm.append((r.entity, r.row_id, event))
 
     # ------------------------------------------------------------------ restart policy
 
@@ -623,9 +613,7 @@ class WorkerManager:
         now = time.monotonic()
         async with self.db.session() as session:
             ids = {wid for wid, _ in batch}
-            workers = {
-                w.id: w for w in (await session.execute(select(Worker).where(Worker.id.in_(ids)))).scalars()
-            }
+            workers = {w.id: w for w in (await session.execute(_WORKERS_BY_ID, {"ids": list(ids)})).scalars()}
             ctx: dict[uuid.UUID, _BatchWorker] = {}
             info = log.isEnabledFor(logging.INFO)
             for worker_id, ev in batch:
@@ -650,6 +638,7 @@ class WorkerManager:
                 if bw.last_at is not None:
                     bw.worker.last_event_at = bw.last_at
             await _insert_new_requests(session)
+            await _confirm_expiries(session)
         self.stats.events += len(batch)
         self.stats.batches += 1
         self.stats.recent.extend([now] * len(batch))
@@ -732,6 +721,28 @@ class WorkerManager:
                     self._schedule_restart(worker.id, resume_turn=was_running)
 
 
+_WORKERS_BY_ID = select(Worker).where(Worker.id.in_(bindparam("ids", expanding=True)))
+"""The ingest's per-batch load of its workers (built once: statement construction showed in profiles)."""
+
+_EXPIRE_STATEMENTS: dict[type, Any] = {}
+
+
+def _expire_statement(model: type[PendingApproval] | type[OpenQuestion]) -> Any:
+    """``UPDATE <requests> SET status = :closed WHERE id IN :ids AND status = :open RETURNING id, request_id``,
+    built once per table (building it per turn was a visible part of the ingest profile)."""
+    stmt = _EXPIRE_STATEMENTS.get(model)
+    if stmt is None:
+        table = cast(Table, model.__table__)
+        stmt = _EXPIRE_STATEMENTS[model] = (
+            update(table).where(table.c.id.in_(bindparam("ids", expanding=True)), table.c.status == bindparam("open"))
+            .values(status=bindparam("closed")).returning(table.c.id, table.c.request_id))
+    return stmt
+
+
+_EXPIRIES_KEY = "overseer.ingest_expiries"
+"""session.info: ``(entity, row id, deferred event)`` of the requests ``_expire`` closed in this batch
+that are already in the database; :func:`_confirm_expiries` updates them at the end of the batch."""
+
 _NEW_REQUESTS_KEY = "overseer.ingest_new_requests"
 """session.info: row id -> row dict of the approvals/questions recorded in this unit of work, inserted
 by :func:`_insert_new_requests` (one executemany per table) at the end of the batch."""
@@ -797,6 +808,28 @@ async def _insert_new_requests(session: AsyncSession) -> None:
         await session.execute(insert(OpenQuestion.__table__), questions)  # type: ignore[arg-type]
 
 
+async def _confirm_expiries(session: AsyncSession) -> None:
+    """Close the requests ``_expire`` marked in this batch: one ``UPDATE .. WHERE id IN (..) AND status
+    = open RETURNING id`` per table. A row no longer open (a person answered it in a transaction that
+    committed first) keeps its decision, and its deferred ``*.expired`` event is taken back out."""
+    items = session.info.pop(_EXPIRIES_KEY, None)
+    if not items:
+        return
+    gone: set[uuid.UUID] = set()
+    for entity, model, open_status, closed in (
+            ("approval", PendingApproval, ApprovalStatus.pending, ApprovalStatus.expired),
+            ("question", OpenQuestion, QuestionStatus.open, QuestionStatus.expired)):
+        ids = [row_id for e, row_id, _ in items if e == entity]
+        if ids:
+            done = {row.id for row in (await session.execute(
+                _expire_statement(model), {"ids": ids, "open": open_status, "closed": closed})).all()}
+            gone.update(i for i in ids if i not in done)
+    if gone:
+        withdrawn = {id(event) for _, row_id, event in items if row_id in gone}
+        deferred = session.info.get(event_log.DEFERRED_KEY, [])
+        deferred[:] = [d for d in deferred if id(d) not in withdrawn]
+
+
 async def _lock_worker(session: AsyncSession, worker_id: uuid.UUID) -> Worker:
     stmt = select(Worker).where(Worker.id == worker_id)
     if session.bind is not None and session.bind.dialect.name == "postgresql":
@@ -824,6 +857,7 @@ async def _expire_requests(
     questions = (await session.execute(select(OpenQuestion).where(
         OpenQuestion.worker_id == worker.id, OpenQuestion.status == QuestionStatus.open))).scalars().all()
     remaining = 0
+    row: Any
     for row, entity, status in [*((a, "approval", ApprovalStatus.expired) for a in approvals),
                                 *((q, "question", QuestionStatus.expired) for q in questions)]:
         if (turn_id is not None and row.turn_id != turn_id) or (request_id is not None and row.request_id != request_id):
