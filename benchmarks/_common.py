@@ -139,9 +139,22 @@ def backends(pg: bool) -> list[str]:
     return out
 
 
+def code_version() -> str:
+    """The commit the figures are of, and whether src/ had uncommitted changes."""
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                             check=False).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=REPO, capture_output=True,
+                               text=True, check=False).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"{rev or 'unknown'}{' + uncommitted src/ changes' if dirty else ''}"
+
+
 def header(title: str, config: dict[str, Any]) -> None:
     print(f"# {title}")
     print(f"# machine: {machine()}")
+    print(f"# code: {code_version()}")
     print(f"# load before: {uptime()}")
     for k, v in config.items():
         print(f"# {k}: {v}")

@@ -148,16 +148,31 @@ class Result:
     lines: int
     published: int
     batches: int
+    main_cpu: float = 0.0
+    """CPU seconds of the event-loop thread (``time.thread_time``) during the run."""
+    process_cpu: float = 0.0
+    """CPU seconds of the whole process (all threads, incl. the database driver's)."""
 
 
 async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch: int, chunk: int,
-                       profile: cProfile.Profile | None) -> Result:
+                       profile: cProfile.Profile | None, phases: bool = False) -> Result:
     engine = make_engine(url)
     db = Database(engine, EventBus())
     OpsPipeline(db).install()
     tmp = tempfile.mkdtemp(prefix="overseer-bench-data-")
     settings = Settings(database_url=url, data_dir=Path(tmp), jwt_secret=C.JWT_KEY)  # type: ignore[arg-type]
     manager = WorkerManager(db=db, settings=settings, clock=SystemClock(), batch_max=batch)
+    gate = asyncio.Event()
+    if phases:  # hold the ingest loop until every line is normalized and queued: two separate phases
+        ingest_loop = manager._ingest_loop
+
+        async def gated() -> None:
+            await gate.wait()
+            await ingest_loop()
+
+        manager._ingest_loop = gated  # type: ignore[method-assign]
+    else:
+        gate.set()
     await manager.start()
     worker_ids: list[uuid.UUID] = []
     async with db.session() as s:
@@ -175,11 +190,15 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
     received = 0
     sub = db.bus.subscribe(maxsize=10_000_000)
 
-    async def drain() -> None:
+    async def drain() -> None:  # as the SSE stream reads: wait for one, then take what is queued
         nonlocal received
+        queue = sub.queue
         while True:
             await sub.get()
             received += 1
+            while not queue.empty():
+                queue.get_nowait()
+                received += 1
 
     drainer = asyncio.create_task(drain())
 
@@ -203,6 +222,7 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
     if profile:
         profile.enable()
     t0 = time.perf_counter()
+    c0, p0 = time.thread_time(), time.process_time()
     fed = 0
     for i, copy in enumerate(copies):
         rpc = conns[i % len(conns)]
@@ -215,6 +235,9 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
     while any(not c._queue.empty() for c in conns):  # noqa: ASYNC110
         await asyncio.sleep(0.001)
     await asyncio.sleep(0)
+    if phases:
+        t_produced, c_produced = time.perf_counter() - t0, time.thread_time() - c0
+        gate.set()
     await manager._queue.join()
     async with db.read_session() as s:
         after = (await s.execute(select(func.count()).select_from(Event))).scalar_one()
@@ -222,6 +245,12 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
     while received < log_rows:  # noqa: ASYNC110
         await asyncio.sleep(0.001)
     elapsed = time.perf_counter() - t0
+    main_cpu, process_cpu = time.thread_time() - c0, time.process_time() - p0
+    if phases:
+        print(f"    phases: read+normalize+queue {t_produced:.2f} s wall / {c_produced:.2f} s CPU "
+              f"({c_produced / max(n_lines, 1) * 1e6:.1f} us/line); ingest (log+reduce+commit+publish) "
+              f"{elapsed - t_produced:.2f} s wall / {main_cpu - c_produced:.2f} s loop CPU "
+              f"({(main_cpu - c_produced) / max(log_rows, 1) * 1e6:.1f} us/event)", flush=True)
     if profile:
         profile.disable()
     agent_events = manager.stats.events - stats0[0]
@@ -232,7 +261,7 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
     await manager.stop()
     await db.dispose()
     shutil.rmtree(tmp, ignore_errors=True)
-    return Result(elapsed, agent_events, log_rows, n_lines, received, batches)
+    return Result(elapsed, agent_events, log_rows, n_lines, received, batches, main_cpu, process_cpu)
 
 
 # ------------------------------------------------------------------------------------------ baseline
@@ -325,19 +354,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--chunk", type=int, default=64, help="lines fed between yields to the event loop")
     ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    ap.add_argument("--phases", action="store_true", help="run normalization, then ingest, one after the other, "
+                    "and print the cost of each (the events/s figure is then of the sequential run)")
     ap.add_argument("--stream", type=Path, default=STREAM)
     ap.add_argument("--profile", choices=["none", "cprofile"], default="none",
                     help="cProfile the Overseer path of the first SQLite run; prints the top functions")
     ap.add_argument("--log-info", action="store_true",
                     help="configure overseer logging at INFO to /dev/null (as `overseer serve` does)")
-    ap.add_argument("--what-if", default="", help="comma-separated candidate src/ changes, patched in this "
-                    "process only (see benchmarks/_whatif.py): sqlite-returning, expire-index")
     args = ap.parse_args(argv)
-
-    import _whatif
-
-    what_if = [w for w in args.what_if.split(",") if w]
-    _whatif.apply(what_if)
     if args.log_info:
         from overseer.logging import configure_logging
 
@@ -356,7 +380,6 @@ def main(argv: list[str] | None = None) -> int:
         "replay": f"{n_copies} copies = {n_copies * len(lines):,} lines, ~{n_copies * per_copy:,} agent events, "
                   f"{args.workers} workers/workspaces, batch_max={args.batch}, chunk={args.chunk} lines/yield",
         "loop": args.loop, "runs": args.runs, "logging": "INFO to /dev/null" if args.log_info else "WARNING",
-        "what-if (NOT the shipped code)" if what_if else "code": ", ".join(what_if) if what_if else "as in src/",
     })
     table: list[tuple[str, ...]] = []
     for backend in C.backends(args.pg):
@@ -367,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
 
             async def one_run(prof: cProfile.Profile | None = prof, backend: str = backend) -> tuple[Result, Result]:
                 async with C.bench_database(backend) as url:
-                    o = await overseer_run(url, copies, workers=args.workers, batch=args.batch,
+                    o = await overseer_run(url, copies, workers=args.workers, batch=args.batch, phases=args.phases,
                                            chunk=args.chunk, profile=prof)
                 async with C.bench_database(backend, migrate=False) as url:
                     if backend == "sqlite":
@@ -382,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
                 base.append(b)
             print(f"  {backend} run {r + 1}{' (profiled, not counted)' if prof else ''}: overseer "
                   f"{o.log_rows / o.seconds:,.0f} events/s ({o.log_rows:,} log rows, {o.agent_events:,} agent "
-                  f"events, {o.batches} batches, {o.published:,} published, {o.seconds:.2f} s); baseline "
+                  f"events, {o.batches} batches, {o.published:,} published, {o.seconds:.2f} s, CPU {o.main_cpu:.2f} s loop thread / "
+                  f"{o.process_cpu:.2f} s process); baseline "
                   f"{b.log_rows / b.seconds:,.0f} rows/s ({b.seconds:.2f} s)", flush=True)
             if prof is not None:
                 s = io.StringIO()
