@@ -11,10 +11,12 @@ Measured: ``ops.read.snapshot`` called directly (read session + query + dict bui
 same through the real app over httpx's ASGI transport (auth, routing, JSON rendering), for an admin
 token (all workspaces) and a one-workspace ``supervisor:read`` token; then ``/ops/feed?limit=100`` and
 ``/ops/feed?needs_input=true`` (same two tokens). p50/p99 over ``--requests`` requests each, after
-``--warmup`` requests. Query plans of the feed queries are printed (SQLite ``EXPLAIN QUERY PLAN``,
-PostgreSQL ``EXPLAIN``).
+``--warmup`` requests. Query plans of every snapshot statement and of the feed queries are printed
+(SQLite ``EXPLAIN QUERY PLAN``, PostgreSQL ``EXPLAIN``), and what each snapshot lists (it is capped:
+``ops.read.snapshot``). The snapshot is built uncached on every request.
 
     .venv/bin/python benchmarks/snapshot_latency.py [--events 1000000] [--requests 200] [--pg/--no-pg]
+        [--reuse-sqlite /tmp/snap_1m.db] [--reuse-pg overseer_snap_1m]   # build once (2-3 min), then reuse
 """
 
 from __future__ import annotations
@@ -246,6 +248,42 @@ async def plans(url: str, one_ws: uuid.UUID) -> list[str]:
     return out
 
 
+async def snapshot_plans(url: str, one_ws: uuid.UUID) -> list[str]:
+    """Query plans of every statement ``read.snapshot`` runs (captured as sent, EXPLAINed with the same
+    parameters), for the admin and the one-workspace token. PostgreSQL plans are shortened to their nodes."""
+    captured: list[tuple[str, Any]] = []
+    engine = make_engine(url)
+    out: list[str] = []
+    try:
+        from sqlalchemy import event as sa_event
+        from sqlalchemy.ext.asyncio import AsyncSession
+
+        @sa_event.listens_for(engine.sync_engine, "before_cursor_execute")
+        def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+            captured.append((statement, params))
+
+        for label, principal in (("admin", _principal(None)), ("one-ws", _principal(one_ws))):
+            captured.clear()
+            async with AsyncSession(engine) as s:
+                await read.snapshot(s, principal=principal)
+            statements = [c for c in captured if c[0].lstrip().upper().startswith("SELECT")]
+            for stmt, params in statements:
+                async with engine.connect() as conn:
+                    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+                    rows = (await conn.exec_driver_sql(prefix + stmt, params)).all()
+                lines = [str(r[-1]).strip() for r in rows]
+                if engine.dialect.name != "sqlite":
+                    lines = [re.sub(r"\s*\(cost=[^)]*\)", "", ln.lstrip("-> ")) for ln in lines
+                             if re.search(r"Scan|Sort|Aggregate|Join|Limit|SubPlan|InitPlan|WindowAgg", ln)]
+                tables = "+".join(sorted(set(re.findall(r"FROM (\w+)", stmt))))
+                plan = re.sub(r"\{[0-9a-f,-]{80,}\}", lambda m: f"{{<{m.group(0).count(',') + 1} ids>}}",
+                              " | ".join(lines))
+                out.append(f"snapshot({label}) {tables}: {plan}")
+    finally:
+        await engine.dispose()
+    return out
+
+
 def _principal(ws: uuid.UUID | None) -> Principal:
     if ws is None:
         return Principal("bench-admin", frozenset({"admin"}), None)
@@ -292,6 +330,13 @@ async def measure(url: str, data: Dataset, args: argparse.Namespace) -> list[tup
                 resp.raise_for_status()
                 return len(resp.content)
 
+            async with db.read_session() as s:
+                snap = await read.snapshot(s, principal=principal)
+            listed = {k: len(snap[k]) for k in ("signals", "pending_approvals", "open_questions", "workers", "jobs")}
+            print(f"  {who} snapshot lists: {len(snap['workspaces'])} workspaces, "
+                  f"{sum(len(w['threads']) for w in snap['workspaces'])} threads, "
+                  + ", ".join(f"{n} {k}" for k, n in listed.items()) + f"; counts {snap['counts'] | {'unacked_by_workspace': '...'}}",
+                  flush=True)
             await timed(f"snapshot direct (read.snapshot), {who} [size=workspaces]", direct)
             await timed(f"GET /api/v1/ops/snapshot, {who}", lambda http=http: http("/api/v1/ops/snapshot"))
             await timed(f"GET /api/v1/ops/feed?limit=100, {who}", lambda http=http: http("/api/v1/ops/feed?limit=100"))
@@ -299,6 +344,36 @@ async def measure(url: str, data: Dataset, args: argparse.Namespace) -> list[tup
                         lambda http=http: http("/api/v1/ops/feed?needs_input=true"))
     shutil.rmtree(tmp, ignore_errors=True)
     return results
+
+
+async def _kept_pg_database(name: str) -> tuple[str, bool]:
+    """The URL of database ``name`` on the PostgreSQL server of OVERSEER_TEST_PG_URL, created and migrated
+    when it does not exist yet (then True: it needs building). A database left half-built by an
+    interrupted run is not detected: drop it (``DROP DATABASE``) to rebuild."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from overseer.db import migrate as mig
+
+    base = C.pg_url()
+    if not base:
+        raise RuntimeError("OVERSEER_TEST_PG_URL is not set (source /tmp/pgdev.env)")
+    engine = make_engine(base)
+    try:
+        async with engine.connect() as conn:
+            exists = (await conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})).first()
+    finally:
+        await engine.dispose()
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    if exists:
+        return url, False
+    await C._pg_admin(f'CREATE DATABASE "{name}"')
+    engine = make_engine(url)
+    try:
+        await mig.upgrade(engine)
+    finally:
+        await engine.dispose()
+    return url, True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,6 +390,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     ap.add_argument("--reuse-sqlite", type=Path, default=None,
                     help="keep the built SQLite database at this path and reuse it when it exists (same args)")
+    ap.add_argument("--reuse-pg", default=None, metavar="NAME",
+                    help="keep the built PostgreSQL database NAME (on OVERSEER_TEST_PG_URL's server) and reuse it "
+                         "when it exists (same args)")
     args = ap.parse_args(argv)
     data = Dataset(args)
     C.header("read-side latency (benchmarks/snapshot_latency.py)", {
@@ -332,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{backend}: built in {secs:.1f} s (setup, not measured)")
                 else:
                     print(f"{backend}: reusing {url}")
-                for line in await plans(url, data.ws_ids[0]):
+                for line in [*await snapshot_plans(url, data.ws_ids[0]), *await plans(url, data.ws_ids[0])]:
                     print(f"  plan {line}")
                 for r in range(args.runs):
                     if args.runs > 1:
@@ -348,6 +426,10 @@ def main(argv: list[str] | None = None) -> int:
                     engine = make_engine(url)
                     await mig.upgrade(engine)
                     await engine.dispose()
+                await body(url, fresh)
+                return
+            if backend == "pg" and args.reuse_pg:
+                url, fresh = await _kept_pg_database(args.reuse_pg)
                 await body(url, fresh)
                 return
             async with C.bench_database(backend) as url:

@@ -23,6 +23,7 @@ import httpx
 import pytest
 import uvicorn
 from playwright.async_api import TimeoutError as PlaywrightTimeout
+from playwright.async_api import expect
 
 from overseer.app import create_app
 from overseer.config import Settings
@@ -461,5 +462,43 @@ async def test_page_stays_light_with_100_workspaces_and_1000_threads(served: Ser
     await page.click("[data-act='toggle-quiet']")
     assert await page.locator(".quiet-list li").count() == 80
     await _shot(page, "fleet-desktop")
+    assert not errors, errors
+    await ctx.close()
+
+
+async def test_a_workspace_with_more_threads_than_the_snapshot_lists_shows_them_all_when_expanded(
+        served: Served, api: httpx.AsyncClient, browser: Any, tmp_path: Path) -> None:
+    """The snapshot lists the fleet's most urgent threads and counts every one; expanding a workspace
+    reads all of its threads from ``GET /ops/threads`` (real server, real data through the pipeline)."""
+    import uuid
+
+    from overseer.events import log as event_log
+    from overseer.ops import read
+
+    ws = await _workspace(api, tmp_path / "big", "big")
+    n = read.SNAPSHOT_THREADS + 5
+    async with served.app.state.db.session() as s:
+        for i in range(n):
+            steps = [("turn.started", {"turn_id": "t1", "prompt": f"task {i}"})]
+            if i:  # th-000 keeps running; the others are done
+                steps.append(("turn.completed", {"turn_id": "t1", "status": "completed"}))
+            for event_type, payload in steps:
+                await event_log.append(s, workspace_id=uuid.UUID(ws["id"]), event_type=event_type,
+                                       entity_type="worker", entity_id=uuid.uuid4(),
+                                       payload={"thread_id": f"th-{i:03d}", **payload})
+    snap = (await api.get("/api/v1/ops/snapshot")).json()
+    (w,) = snap["workspaces"]
+    assert len(w["threads"]) == read.SNAPSHOT_THREADS and w["threads_total"] == n
+    ctx, page, errors = await _signed_in_page(browser, served, scopes=["admin"], workspaces=["*"], sub="alice")
+    card = f"#ws-{ws['id']}"
+    await page.wait_for_selector(f"{card} .thread-counts")
+    assert await page.inner_text(f"{card} .thread-counts") == f"{n} threads: 1 running · {n - 1} completed"
+    assert await page.locator(f"{card} .thread").count() == 6
+    assert await page.locator(f"{card} .thread").first.get_attribute("data-thread-id") == "th-000"
+    await page.click(f"{card} [data-act='ws-threads']")
+    await expect(page.locator(f"{card} .thread")).to_have_count(n, timeout=10_000)  # (the CSP forbids eval)
+    assert await page.get_attribute(f"{card} [data-act='ws-threads']", "aria-expanded") == "true"
+    await page.click(f"{card} [data-act='ws-threads']")  # and back to the first ones
+    await expect(page.locator(f"{card} .thread")).to_have_count(6, timeout=10_000)
     assert not errors, errors
     await ctx.close()

@@ -130,9 +130,10 @@ class TestReadApi:
 
 
 class TestThreads:
-    async def test_snapshot_keeps_live_threads_and_the_recent_quiet_ones(self, app: Any, client: httpx.AsyncClient,
-                                                                          workspace: dict[str, Any],
-                                                                          ws_headers: Any) -> None:
+    async def test_snapshot_lists_the_running_thread_first_and_pages_the_rest(self, app: Any,
+                                                                              client: httpx.AsyncClient,
+                                                                              workspace: dict[str, Any],
+                                                                              ws_headers: Any) -> None:
         ws_id = uuid.UUID(workspace["id"])
         async with app.state.db.session() as s:
             for i in range(14):
@@ -143,8 +144,9 @@ class TestThreads:
                                            payload={"thread_id": f"th-{i:02d}", **p})
         h = ws_headers("supervisor:read")
         (w,) = (await client.get("/api/v1/ops/snapshot", headers=h)).json()["workspaces"]
-        listed = {t["thread_id"] for t in w["threads"]}
-        assert w["threads_total"] == 14 and len(listed) == 11 and "th-00" in listed  # the running one + 10 recent
+        listed = [t["thread_id"] for t in w["threads"]]  # all 14 (under the cap): running first, then newest
+        assert w["threads_total"] == 14 and w["threads_by_status"] == {"running": 1, "completed": 13}
+        assert listed == ["th-00", *[f"th-{i:02d}" for i in range(13, 0, -1)]]
         page = (await client.get("/api/v1/ops/threads?limit=5&offset=10", headers=h)).json()
         assert page["total"] == 14 and len(page["items"]) == 4
         running = (await client.get("/api/v1/ops/threads?status=running", headers=h)).json()

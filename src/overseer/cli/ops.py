@@ -14,6 +14,8 @@ from overseer.cli.client import ApiError, Client
 from overseer.cli.main import TokenOpt, UrlOpt, _fail, app, console
 
 NOISE = {"message.delta", "command.output_delta", "status", "token_usage"}
+ATTENTION = ("waiting_input", "failed", "stalled", "running", "idle", "completed")
+"""Threads in the order a person reads them (as the snapshot lists them: ``ops.read.THREAD_STATUSES``)."""
 
 
 def _ago(iso: str | None) -> str:
@@ -26,9 +28,18 @@ def _ago(iso: str | None) -> str:
 @app.command()
 def status(workspace: Annotated[str | None, typer.Argument(help="workspace name or id")] = None,
            url: UrlOpt = None, token: TokenOpt = None) -> None:
-    """Workspaces and threads: current task, last activity, next step, blockers."""
+    """Workspaces and threads: current task, last activity, next step, blockers.
+
+    The snapshot lists the fleet's most urgent threads and counts the rest; with ``workspace``, every
+    thread of that workspace is listed (``GET /api/v1/ops/threads``)."""
+    client = Client(url, token)
     try:
-        snap = Client(url, token).get("/api/v1/ops/snapshot")
+        snap = client.get("/api/v1/ops/snapshot")
+        for ws in snap["workspaces"]:
+            if workspace in (ws["name"], ws["id"]):
+                items = client.get("/api/v1/ops/threads", params={"workspace_id": ws["id"], "limit": 500})["items"]
+                rank = {status: i for i, status in enumerate(ATTENTION)}
+                ws["threads"] = sorted(items, key=lambda t: rank.get(t["status"], len(rank)))  # newest first within
     except ApiError as exc:
         _fail(exc)
         return
@@ -46,6 +57,10 @@ def status(workspace: Annotated[str | None, typer.Argument(help="workspace name 
                 ((th or ws).get("next_step") or "")[:40],
                 "; ".join(b["text"] for b in (th or ws).get("blockers", []))[:50],
                 str(ws["unacked_signals"]) if i == 0 else "")
+        if (more := ws.get("threads_total", 0) - len(ws["threads"])) > 0:  # the snapshot lists the most urgent
+            by_status = ", ".join(f"{n} {s}" for s, n in ws.get("threads_by_status", {}).items())
+            table.add_row("", "", f"[dim]+{more} more[/dim]", "", f"[dim]all {ws['threads_total']}: {by_status}[/dim]",
+                          "", "", "", "")
     console.print(table)
     counts = snap["counts"]
     console.print(f"{counts['needs_input']} waiting for you, {counts['unacked_signals']} unacknowledged signals")

@@ -21,12 +21,13 @@ Every function takes the caller's session and only flushes; events are deferred 
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from overseer.auth.scopes import Scope
@@ -478,33 +479,52 @@ async def get_allocation(session: AsyncSession, *, principal: Principal, allocat
     return row
 
 
+@functools.lru_cache(maxsize=256)
+def _snapshot_query(workspace_ids: frozenset[uuid.UUID] | None, *, live: int, recent: int) -> Any:
+    """The statement of :func:`snapshot` for one set of visible workspaces, built once (tenant-filtered)."""
+    who = Principal("snapshot", frozenset(), workspace_ids)
+    terminal = Job.status.in_(TERMINAL_VALUES)
+    live_ids = scoped(select(Job.id).where(~terminal).order_by(Job.depth, Job.created_at).limit(live), Job, who)
+    done_ids = scoped(select(Job.id).where(terminal).order_by(Job.completed_at.desc()).limit(recent), Job, who)
+    return scoped(select(
+        Job.id, Job.workspace_id, Job.parent_job_id, Job.depth, Job.status, func.substr(Job.prompt, 1, 200),
+        Job.priority, Job.agent_kind, Job.worker_id, Job.thread_id, Job.turn_id, Job.waiting,
+        func.substr(Job.result, 1, 300), Job.error, Job.created_at, Job.started_at, Job.completed_at),
+        Job, who).where(Job.id.in_(live_ids) | Job.id.in_(done_ids))
+
+
 async def snapshot(session: AsyncSession, *, principal: Principal, settings: Settings | None = None,
-                   recent: int = 50) -> list[dict[str, Any]]:
-    """Jobs for the operations snapshot (``ops.read.snapshot``): every unfinished job and the ``recent`` last
-    finished ones, with depth, parent, worker, blockers (``waiting``) and the quota use of their depth."""
+                   recent: int = 50, live: int = 100) -> list[dict[str, Any]]:
+    """Jobs for the operations snapshot (``ops.read.snapshot``): the ``live`` first unfinished jobs (by depth,
+    then oldest; every one: ``GET /api/v1/jobs``) and the ``recent`` last finished ones, with depth, parent,
+    worker, blockers (``waiting``) and the quota use of their depth. One query of plain rows; the quota
+    tables are read only when there is a job to show."""
     default = settings.default_depth_quota if settings else 4
-    live = (await session.execute(scoped(select(Job), Job, principal).where(Job.status.not_in(TERMINAL_VALUES))
-                                  .order_by(Job.depth, Job.created_at))).scalars().all()
-    done = (await session.execute(scoped(select(Job), Job, principal).where(Job.status.in_(TERMINAL_VALUES))
-                                  .order_by(Job.completed_at.desc()).limit(recent))).scalars().all()
+    rows = (await (await session.connection()).execute(
+        _snapshot_query(principal.workspace_ids, live=live, recent=recent))).all()
+    if not rows:
+        return []
+    done = frozenset(TERMINAL_VALUES)
+    rows = sorted((r for r in rows if r.status not in done), key=lambda r: (r.depth, r.created_at)) + sorted(
+        (r for r in rows if r.status in done), key=lambda r: r.completed_at or r.created_at, reverse=True)
     table = await quotas.load_quotas(session, default=default)
     use = await quotas.load_usage(session, workspace_ids=None if principal.workspace_ids is None
                                   else list(principal.workspace_ids))
     out = []
-    for j in [*live, *done]:
-        blockers = [] if j.waiting is None else [{"kind": j.waiting.get("kind"), "reason": j.waiting.get("reason"),
-                                                  **{k: v for k, v in j.waiting.items() if k not in ("kind", "reason")}}]
-        out.append({"id": str(j.id), "workspace_id": str(j.workspace_id), "parent_job_id":
-                    str(j.parent_job_id) if j.parent_job_id else None, "depth": j.depth, "status": j.status,
-                    "prompt": j.prompt[:200], "priority": j.priority, "agent_kind": j.agent_kind,
-                    "worker_id": str(j.worker_id) if j.worker_id else None, "thread_id": j.thread_id,
-                    "turn_id": j.turn_id, "blockers": blockers, "result": (j.result or "")[:300] or None,
-                    "error": j.error, "created_at": j.created_at.isoformat(),
-                    "started_at": j.started_at.isoformat() if j.started_at else None,
-                    "completed_at": j.completed_at.isoformat() if j.completed_at else None,
-                    "quota": {"depth": j.depth, "in_use": use.in_use(j.workspace_id, j.depth),
-                              "limit": table.limit(j.workspace_id, j.depth),
-                              "global_cap": table.global_cap(j.depth)}})
+    for (job_id, ws_id, parent_id, depth, status, prompt, priority, agent_kind, worker_id, thread_id, turn_id,
+         waiting, result, error, created_at, started_at, completed_at) in rows:
+        blockers = [] if waiting is None else [{"kind": waiting.get("kind"), "reason": waiting.get("reason"),
+                                                **{k: v for k, v in waiting.items() if k not in ("kind", "reason")}}]
+        out.append({"id": str(job_id), "workspace_id": str(ws_id), "parent_job_id":
+                    str(parent_id) if parent_id else None, "depth": depth, "status": status,
+                    "prompt": prompt, "priority": priority, "agent_kind": agent_kind,
+                    "worker_id": str(worker_id) if worker_id else None, "thread_id": thread_id,
+                    "turn_id": turn_id, "blockers": blockers, "result": result or None,
+                    "error": error, "created_at": created_at.isoformat(),
+                    "started_at": started_at.isoformat() if started_at else None,
+                    "completed_at": completed_at.isoformat() if completed_at else None,
+                    "quota": {"depth": depth, "in_use": use.in_use(ws_id, depth),
+                              "limit": table.limit(ws_id, depth), "global_cap": table.global_cap(depth)}})
     return out
 
 

@@ -1,7 +1,8 @@
 /* Overseer live page: a pure client of the HTTP API (see web/AGENTS.md).
  *
- * Data: GET /api/v1/ops/snapshot (the whole picture), /ops/feed (activity), /workers (liveness),
- * /supervisors (+ /{id}/health, /{id}/status). Live: EventSource on /api/v1/ops/stream; every
+ * Data: GET /api/v1/ops/snapshot (the first screen: every workspace with its counts, the most urgent threads,
+ * capped lists), /ops/threads?workspace_id= (an expanded workspace), /ops/feed (activity), /workers (every
+ * worker, liveness), /supervisors (+ /{id}/health, /{id}/status). Live: EventSource on /api/v1/ops/stream; every
  * relevant event schedules a re-fetch (at most 4 per second), so the page always shows server truth.
  * Actions: the same POSTs a script would make. All agent text is escaped before it reaches the DOM.
  * Chat: GET/POST /api/v1/chat/messages; a `chat.message` stream event fetches the messages after the last one.
@@ -53,6 +54,7 @@
     snap: null,
     wsById: new Map(),
     threadWs: new Map(),
+    wsThreads: new Map(), // workspace id -> every thread (GET /ops/threads), while the workspace is expanded
     workersById: new Map(),
     apiWorkers: null,
     supervisors: null,
@@ -224,12 +226,42 @@
     const snap = await api('GET', `${API}/ops/snapshot`);
     state.snap = snap;
     state.wsById = new Map(snap.workspaces.map((w) => [w.id, w]));
-    state.threadWs = new Map();
-    for (const w of snap.workspaces) for (const t of w.threads) state.threadWs.set(t.thread_id, w.id);
+    indexThreads();
     state.workersById = new Map(snap.workers.map((w) => [w.id, w]));
     for (const id of [...state.dispatchSel]) if (!state.wsById.has(id)) state.dispatchSel.delete(id);
+    for (const id of [...state.wsThreads.keys()]) {
+      if (!state.wsById.has(id) || !state.openWs.has(id)) state.wsThreads.delete(id);
+      else loadWsThreads(id); // an expanded workspace re-reads its threads with the snapshot
+    }
     renderAll();
     updateAlerts(snap);
+  }
+
+  function indexThreads() {
+    state.threadWs = new Map();
+    if (!state.snap) return;
+    for (const w of state.snap.workspaces) for (const t of w.threads) state.threadWs.set(t.thread_id, w.id);
+    for (const [ws, items] of state.wsThreads) for (const t of items) state.threadWs.set(t.thread_id, ws);
+  }
+
+  /** The snapshot lists the fleet's most urgent threads; an expanded workspace shows all of its own. */
+  async function loadWsThreads(ws) {
+    try {
+      const page = await api('GET', `${API}/ops/threads?workspace_id=${encodeURIComponent(ws)}&limit=500`);
+      if (!state.openWs.has(ws)) return;
+      state.wsThreads.set(ws, page.items);
+      indexThreads();
+      renderWorkspaces();
+    } catch (e) {
+      if (e.status !== 401) state.wsThreads.delete(ws);
+    }
+  }
+
+  function openWorkspace(ws) {
+    state.openWs.add(ws);
+    const w = state.wsById.get(ws);
+    if (w && (w.threads_total ?? 0) > w.threads.length) return loadWsThreads(ws);
+    return Promise.resolve();
   }
 
   async function loadWorkers() {
@@ -488,7 +520,7 @@
 
   function approvalHtml(a) {
     const key = `a:${a.id}`;
-    const w = state.workersById.get(a.worker_id);
+    const w = state.workersById.get(a.worker_id) || (state.apiWorkers && state.apiWorkers.get(a.worker_id));
     const title = a.kind === 'command' ? 'Run a command' : (a.kind === 'file_change' ? 'Apply a file change'
       : `Use ${a.tool_name || a.kind || 'a tool'}`);
     let body = '';
@@ -576,9 +608,18 @@
     $('#n-actions').textContent = main.length ? String(main.length) : '';
   }
 
+  /** Thread counts by status: the snapshot's totals (every thread), else the listed threads. */
+  function threadCounts(w) {
+    if (w.threads_by_status) return w.threads_by_status;
+    const out = {};
+    for (const t of w.threads) out[t.status] = (out[t.status] || 0) + 1;
+    return out;
+  }
+
   function wsActive(w) {
+    const counts = threadCounts(w);
     return w.health !== 'healthy' || w.unacked_signals > 0 || (w.blockers || []).length > 0
-      || w.threads.some((t) => ACTIVE_THREAD.has(t.status)) || state.openWs.has(w.id);
+      || [...ACTIVE_THREAD].some((s) => counts[s] > 0) || state.openWs.has(w.id);
   }
 
   function threadHtml(t) {
@@ -598,10 +639,15 @@
 
   function wsHtml(w) {
     const muted = state.muted.has(w.id);
-    const threads = [...w.threads].sort((a, b) => ((THREAD_ORDER[a.status] ?? 9) - (THREAD_ORDER[b.status] ?? 9))
-      || String(b.last_activity_at || '').localeCompare(String(a.last_activity_at || '')));
     const all = state.openWs.has(w.id);
+    const threads = [...((all && state.wsThreads.get(w.id)) || w.threads)]
+      .sort((a, b) => ((THREAD_ORDER[a.status] ?? 9) - (THREAD_ORDER[b.status] ?? 9))
+        || String(b.last_activity_at || '').localeCompare(String(a.last_activity_at || '')));
+    const total = Math.max(w.threads_total ?? 0, threads.length);
     const shown = all ? threads : threads.slice(0, THREADS_SHOWN);
+    const counts = threadCounts(w);
+    const summary = Object.keys(counts).sort((a, b) => (THREAD_ORDER[a] ?? 9) - (THREAD_ORDER[b] ?? 9))
+      .map((st) => `${esc(counts[st])} ${esc(THREAD_LABEL[st] || st)}`).join(' · ');
     const blockers = (w.blockers || []).map((b) => esc(b.text || b.kind)).join('<br>');
     return `<section class="ws" id="ws-${esc(w.id)}" data-ws="${esc(w.id)}" aria-label="Workspace ${esc(w.name)}">`
       + `<div class="ws-head"><span class="dot ${esc(w.health)}" title="${esc(w.health)}"></span>`
@@ -616,10 +662,11 @@
       + `<dt>Activity</dt><dd>${timeEl(w.last_activity_at)}</dd>`
       + (blockers ? `<dt>Blockers</dt><dd class="err">${blockers}</dd>` : '')
       + '</dl>'
+      + (total ? `<div class="thread-counts muted small-text">${total} thread${total === 1 ? '' : 's'}: ${summary}</div>` : '')
       + (shown.length ? `<ul class="threads">${shown.map(threadHtml).join('')}</ul>` : '')
-      + (threads.length > THREADS_SHOWN
+      + (total > shown.length || all
         ? `<div class="more"><button type="button" class="linkbtn" data-act="ws-threads" data-ws="${esc(w.id)}" data-fkey="${esc(`wst:${w.id}`)}" aria-expanded="${all}">`
-          + `${all ? 'Show fewer threads' : `Show all ${threads.length} threads`}</button></div>` : '')
+          + `${all ? 'Show fewer threads' : `Show all ${total} threads`}</button></div>` : '')
       + '</section>';
   }
 
@@ -629,7 +676,7 @@
     const active = [];
     const quiet = [];
     for (const w of wss) (wsActive(w) ? active : quiet).push(w);
-    const rank = (w) => Math.max(0, ...w.threads.map((t) => 5 - (THREAD_ORDER[t.status] ?? 5)));
+    const rank = (w) => Math.max(0, ...Object.keys(threadCounts(w)).map((st) => 5 - (THREAD_ORDER[st] ?? 5)));
     active.sort((a, b) => (rank(b) - rank(a)) || String(b.last_activity_at || '').localeCompare(String(a.last_activity_at || '')));
     let html = active.map(wsHtml).join('');
     if (!wss.length) html = '<p class="empty">No workspaces yet. Create one with <code>POST /api/v1/workspaces</code>.</p>';
@@ -649,9 +696,10 @@
     $('#n-workspaces').textContent = wss.length ? `${active.length} active / ${wss.length}` : '';
   }
 
+  /** Every worker from GET /workers (with liveness); until it answers, the snapshot's first ones. */
   function workerRows() {
-    const snapWorkers = state.snap ? state.snap.workers : [];
-    return snapWorkers.map((w) => ({ ...w, ...((state.apiWorkers && state.apiWorkers.get(w.id)) || {}) }));
+    if (state.apiWorkers) return [...state.apiWorkers.values()];
+    return state.snap ? state.snap.workers : [];
   }
 
   function workerHtml(w) {
@@ -869,11 +917,12 @@
 
   // ------------------------------------------------------------------------------------------ threads
 
-  function goThread(tid) {
-    const wsId = state.threadWs.get(tid);
+  async function goThread(tid, wsHint) {
+    const wsId = state.threadWs.get(tid) || wsHint;
     if (wsId) {
-      state.openWs.add(wsId);
+      const loading = openWorkspace(wsId);
       renderWorkspaces();
+      if (!document.getElementById(`thread-${tid}`)) { await loading; renderWorkspaces(); }
     }
     const el = document.getElementById(`thread-${tid}`);
     if (!el) return;
@@ -885,7 +934,7 @@
   }
 
   function goWorkspace(ws) {
-    state.openWs.add(ws);
+    openWorkspace(ws);
     renderWorkspaces();
     const card = document.getElementById(`ws-${ws}`);
     if (!card) return;
@@ -947,7 +996,8 @@
       e.preventDefault();
       const tid = link.dataset.thread;
       history.pushState(null, '', `#thread-${tid}`);
-      goThread(tid);
+      const holder = link.closest('[data-ws]');
+      goThread(tid, holder ? holder.dataset.ws : undefined);
       return;
     }
     const wsA = e.target.closest('a.wslink');
@@ -1006,7 +1056,7 @@
       case 'open-ws': goWorkspace(el.dataset.ws); break;
       case 'ws-threads': {
         const ws = el.dataset.ws;
-        if (state.openWs.has(ws)) state.openWs.delete(ws); else state.openWs.add(ws);
+        if (state.openWs.has(ws)) { state.openWs.delete(ws); state.wsThreads.delete(ws); } else openWorkspace(ws);
         renderWorkspaces();
         break;
       }
