@@ -61,7 +61,10 @@ def _msg(reply_id: int) -> str:
 
 
 async def _news(page: Any, after: int, kind: str, n: int, timeout_s: float = 60.0) -> list[int]:
-    """Wait until ``n`` system messages of ``kind`` with an id above ``after`` are on the page."""
+    """Wait until ``n`` system messages of ``kind`` with an id above ``after`` are on the page.
+
+    ``after`` is the last message id BEFORE the command was sent, not the reply's: news of fast work
+    (an approval, a completion) can commit before the dispatch reply is written."""
     async def check() -> Any:
         ids = await page.eval_on_selector_all(
             f"#chat-list li[data-role='system'][data-kind='{kind}']", "els => els.map(e => +e.dataset.messageId)")
@@ -110,6 +113,7 @@ async def test_chat_panel_commands_plans_news_and_approvals(
         assert await page.input_value("#chat-input") == ""
 
         # /dispatch to both workspaces: a result table with two dispatched actions and thread links.
+        sent = await page.evaluate(MAX_ID)
         reply = await _send(page, '/dispatch --ws alpha,beta --prompt "hello from chat"')
         assert await page.get_attribute(_msg(reply), "data-kind") == "dispatch"
         assert await _statuses(page, reply) == ["dispatched", "dispatched"], await page.inner_text(_msg(reply))
@@ -118,7 +122,7 @@ async def test_chat_panel_commands_plans_news_and_approvals(
         links = await page.eval_on_selector_all(f"{_msg(reply)} a.tlink", "els => els.map(e => e.getAttribute('href'))")
         assert len(links) == 2 and all(h.startswith("#thread-") for h in links)
         # The completions arrive as news without a reload, in this tab and in the other one.
-        done = await _news(page, reply, "turn.completed", 2)
+        done = await _news(page, sent, "turn.completed", 2)
         for mid in done:
             assert await page.locator(f"{_msg(mid)} blockquote.msg-quote").count() == 1
             assert "turn completed" in await page.inner_text(_msg(mid))
@@ -131,9 +135,10 @@ async def test_chat_panel_commands_plans_news_and_approvals(
         await page.wait_for_selector(f"{links[0]}.flash", timeout=3_000)
 
         # Work that needs an approval: Approve right in the chat (the action center's API).
+        sent = await page.evaluate(MAX_ID)
         run = await _send(page, '/dispatch --ws alpha --prompt "[[run: echo hi > chat.txt]]"')
         assert await _statuses(page, run) == ["dispatched"]
-        (asked,) = await _news(page, run, "approval.requested", 1)
+        (asked,) = await _news(page, sent, "approval.requested", 1)
         await page.click(f"{_msg(asked)} button[data-decision='accept']")
 
         async def written() -> bool:
@@ -142,19 +147,20 @@ async def test_chat_panel_commands_plans_news_and_approvals(
         await _until(written, 20, "chat.txt in the workspace")
         await page.wait_for_selector(f"{_msg(asked)} button[data-decision]", state="detached", timeout=10_000)
         assert "No longer pending" in await page.inner_text(_msg(asked))
-        await _news(page, run, "turn.completed", 1)
+        await _news(page, sent, "turn.completed", 1)
 
         # Free text goes to the planner; a valid contract for both workspaces dispatches to both.
         contract = {"version": VERSION, "actions": [
             {"type": "dispatch_turn", "action_id": "one", "workspace_id": alpha["id"], "prompt": "plan hello one"},
             {"type": "dispatch_turn", "action_id": "two", "workspace_id": beta["id"], "prompt": "plan hello two"}]}
+        sent = await page.evaluate(MAX_ID)
         plan = await _send(page, f"say hello in both workspaces [[json: {json.dumps(contract)}]]",
                            pending_shot="chat-pending-desktop")
         assert await page.get_attribute(_msg(plan), "data-kind") == "plan", await page.inner_text(_msg(plan))
         assert await _statuses(page, plan) == ["dispatched", "dispatched"]
         pending = await page.evaluate("window.__pending")
         assert any("planner" in p["text"] and p["sendDisabled"] for p in pending), pending
-        await _news(page, plan, "turn.completed", 2)
+        await _news(page, sent, "turn.completed", 2)
 
         # An invalid plan is refused, with its violations.
         bad = await _send(page, 'do nothing [[json: {"version": "overseer.dispatch.v1", "actions": []}]]')

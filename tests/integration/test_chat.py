@@ -252,3 +252,71 @@ async def test_planner_path(app: Any, workspace_factory: Any, case: str) -> None
         assert reply["payload"]["raw"] == "I think you should..."
     else:
         assert kind == "planner_error" and "60 s" in reply["text"]
+
+
+async def test_status_counts_every_thread_when_the_snapshot_lists_only_the_most_urgent(
+        app: Any, client: httpx.AsyncClient, workspace_factory: Any, admin_headers: dict[str, str]) -> None:
+    """101 running threads elsewhere fill the snapshot's thread list (running ranks above idle); /status
+    still counts the quiet workspace's own idle threads and every approval waiting."""
+    busy, quiet = await workspace_factory(), await workspace_factory()
+    async with app.state.db.session() as s:
+        for i in range(101):
+            worker = str(uuid.uuid4())
+            for t in ("thread.started", "turn.started"):
+                await event_log.append(s, workspace_id=uuid.UUID(busy["id"]), event_type=t, entity_type="worker",
+                                       entity_id=worker,
+                                       payload={"thread_id": f"busy-{i}", "turn_id": f"u{i}", "prompt": "go"})
+        for i in range(2):
+            await event_log.append(s, workspace_id=uuid.UUID(quiet["id"]), event_type="thread.started",
+                                   entity_type="worker", entity_id=str(uuid.uuid4()), payload={"thread_id": f"q-{i}"})
+    snap = (await client.get("/api/v1/ops/snapshot", headers=admin_headers)).json()
+    listed = {w["name"]: len(w["threads"]) for w in snap["workspaces"]}
+    assert listed[quiet["name"]] == 0  # the precondition: the quiet threads are cut from the list
+    reply = await say(client, admin_headers, "/status")
+    line = next(x for x in reply["text"].splitlines() if x.startswith(f"{quiet['name']}:"))
+    assert line.endswith("threads: 2 idle"), line
+    busy_line = next(x for x in reply["text"].splitlines() if x.startswith(f"{busy['name']}:"))
+    assert "threads: 101 running" in busy_line
+    by_name = {w["name"]: w for w in reply["payload"]["workspaces"]}
+    assert by_name[quiet["name"]]["threads"] == 2 and by_name[busy["name"]]["threads_by_status"] == {"running": 101}
+
+
+async def test_a_request_of_a_new_turn_is_news_of_its_own_dispatch_even_when_it_commits_first(
+        app: Any, workspace: dict[str, Any], settings: Any) -> None:
+    """Two chat dispatches on one thread: the second turn's approval commits before the second dispatch
+    registered its turn. It waits for that registration and is told in reply to the SECOND dispatch,
+    not to the first (whose turn had completed); an approval of an open chat turn still matches by
+    thread before its turn registers."""
+    from overseer.ops.chat import ChatRuntime
+
+    db = app.state.db
+    rt = ChatRuntime(db=db, settings=settings, planner=None)
+    await rt.start()
+    ws = uuid.UUID(workspace["id"])
+    worker = str(uuid.uuid4())
+
+    async def publish(event_type: str, turn_id: str, **payload: Any) -> None:
+        async with db.session() as s:
+            await event_log.append(s, workspace_id=ws, event_type=event_type, entity_type="worker", entity_id=worker,
+                                   payload={"thread_id": "th-1", "turn_id": turn_id, **payload})
+
+    try:
+        rt.track("alice", 1001, [{"workspace_id": workspace["id"], "worker_id": worker, "thread_id": "th-1",
+                                  "turn_id": "t1"}])
+        await publish("turn.completed", "t1", status="completed", final_message="one")
+        await publish("approval.requested", "t2", approval_id=str(uuid.uuid4()), command="make two")
+        await rt.flush()
+        rt.track("alice", 1002, [{"workspace_id": workspace["id"], "worker_id": worker, "thread_id": "th-1",
+                                  "turn_id": "t2"}])
+        await publish("approval.requested", "t3", approval_id=str(uuid.uuid4()), command="make three")
+        await rt.flush()
+        principal = Principal("alice", frozenset({"admin"}), None)
+        from overseer.ops.chat import history
+
+        news = [m for m in (await history(db, principal))["messages"] if m["role"] == "system"]
+        told = [(m["payload"]["kind"], m["payload"].get("turn_id"), m["payload"]["in_reply_to"]) for m in news]
+        # t3 is not a registered turn, but th-1's open chat turn (t2) is: matched by its thread.
+        assert told == [("turn.completed", "t1", 1001), ("approval.requested", "t2", 1002),
+                        ("approval.requested", "t3", 1002)]
+    finally:
+        await rt.stop()

@@ -372,9 +372,7 @@ class ChatService:
         questions = [q for q in snap["open_questions"] if q["workspace_id"] in ids]
         lines = []
         for w in rows:
-            counts: dict[str, int] = {}
-            for t in w["threads"]:
-                counts[t["status"]] = counts.get(t["status"], 0) + 1
+            counts: dict[str, int] = w["threads_by_status"]  # every thread (the listed ones are capped)
             bits = [w["health"]]
             if w["current_task"]:
                 bits.append(f"task: {_clip(w['current_task'], 120)}")
@@ -389,15 +387,18 @@ class ChatService:
             lines.append(f"{w['name']}: " + " · ".join(bits))
         if not rows:
             lines.append("No workspaces.")
+        # The snapshot lists the oldest requests only; the totals are in its counts.
+        n_approvals = snap["counts"]["pending_approvals"] if workspace is None else len(approvals)
+        n_questions = snap["counts"]["open_questions"] if workspace is None else len(questions)
         if approvals:
-            lines.append(f"{len(approvals)} approval(s) waiting: " + ", ".join(
+            lines.append(f"{n_approvals} approval(s) waiting: " + ", ".join(
                 f"{a['id'][:8]} ({_clip(a['command'] or a['kind'], 60)})" for a in approvals[:10])
                 + " — /approve ID or /deny ID")
         if questions:
-            lines.append(f"{len(questions)} question(s) waiting.")
+            lines.append(f"{n_questions} question(s) waiting.")
         payload = {"kind": "status", "workspaces": [
             {k: w[k] for k in ("id", "name", "health", "current_task", "next_step", "blockers", "unacked_signals",
-                               "last_activity_at", "active_thread_id")} | {"threads": len(w["threads"])}
+                               "last_activity_at", "active_thread_id", "threads_by_status")} | {"threads": w["threads_total"]}
             for w in rows],
             "pending_approvals": [a["id"] for a in approvals], "open_questions": [q["id"] for q in questions]}
         return Reply("\n".join(lines), payload, sorted(ids))
@@ -626,14 +627,19 @@ class ChatRuntime:
                 self._queue.task_done()
 
     def _match(self, ev: PublishedEvent, *, by_thread: bool) -> Track | None:
-        """The chat dispatch ``ev`` belongs to: its turn; for requests (live only) also its thread."""
+        """The chat dispatch ``ev`` belongs to: its turn; for requests also its thread, but only a
+        dispatch whose turn is still open (or unknown): a request of a NEW turn on a thread an earlier,
+        finished chat dispatch used waits in the buffer for its own dispatch to register, instead of
+        being told as news of the old one."""
         p = ev.payload
         turn_id, thread_id = p.get("turn_id"), p.get("thread_id")
         if ev.event_type == "turn.completed":
             return self.turns.pop(turn_id, None) if turn_id else None
         track = self.turns.get(turn_id) if turn_id else None
         if track is None and by_thread and thread_id:
-            track = self.threads.get(thread_id)
+            candidate = self.threads.get(thread_id)
+            if candidate is not None and (candidate.turn_id is None or candidate.turn_id in self.turns):
+                track = candidate
         return track
 
     async def _handle(self, ev: PublishedEvent, *, by_thread: bool) -> None:
