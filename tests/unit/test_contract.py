@@ -193,11 +193,13 @@ _text = st.text(min_size=1, max_size=30).filter(lambda s: s.strip() != "")
 @settings(max_examples=75, deadline=None)
 @given(st.lists(st.tuples(_text, st.sampled_from([WS1, WS2]), st.none() | _text), min_size=1, max_size=12))
 def test_duplicates_are_found_exactly(specs: list[tuple[str, uuid.UUID, str | None]]) -> None:
-    """A contract is accepted iff its action ids and (workspace, dedupe_key) pairs are unique."""
+    """A contract is accepted iff its action ids and (workspace, dedupe_key) pairs are unique (and hold no
+    NUL character: INVALID_VALUE)."""
     actions = [turn(aid, ws=ws, **({"dedupe_key": key} if key else {})) for aid, ws, key in specs]
     ids = [aid.strip() for aid, _, _ in specs]
     keys = [(ws, key.strip()) for _, ws, key in specs if key]
     bad_sizes = any(len(aid.strip()) > 100 for aid in ids)
+    nul = any("\x00" in text for aid, _, key in specs for text in (aid, key or ""))
     unique = len(set(ids)) == len(ids) and len(set(keys)) == len(keys)
     try:
         validate_contract(contract(*actions), visible_workspaces={WS1, WS2})
@@ -205,8 +207,9 @@ def test_duplicates_are_found_exactly(specs: list[tuple[str, uuid.UUID, str | No
     except ContractInvalid as exc:
         accepted = False
         codes = {v["code"] for v in exc.violations}
-        assert codes <= {"DUPLICATE_ACTION_ID", "DUPLICATE_DEDUPE_KEY", "TOO_LONG"}
-    assert accepted is (unique and not bad_sizes)
+        assert codes <= {"DUPLICATE_ACTION_ID", "DUPLICATE_DEDUPE_KEY", "TOO_LONG", "INVALID_VALUE"}
+        assert ("INVALID_VALUE" in codes) is nul
+    assert accepted is (unique and not bad_sizes and not nul)
 
 
 @settings(max_examples=75, deadline=None)

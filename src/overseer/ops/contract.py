@@ -28,7 +28,7 @@ whole with :class:`ContractInvalid` (400 ``CONTRACT_INVALID``, ``details.violati
 ``EMPTY_ACTIONS``           ``actions`` is an empty list
 ``TOO_MANY_ACTIONS``        more than 100 actions
 ``WRONG_TYPE``              a value of the wrong JSON type (or a malformed UUID)
-``INVALID_VALUE``           a value outside its enumeration
+``INVALID_VALUE``           a value outside its enumeration, or text holding the NUL character (U+0000)
 ``TOO_LONG`` / ``TOO_SHORT``  a string outside its size bounds (an empty string after trimming is TOO_SHORT)
 ``DUPLICATE_ACTION_ID``     an ``action_id`` used twice
 ``DUPLICATE_DEDUPE_KEY``    the same (``workspace_id``, ``dedupe_key``) pair twice
@@ -146,6 +146,7 @@ _CODES = {
     "union_tag_not_found": "MISSING_FIELD",
     "union_tag_invalid": "UNKNOWN_TYPE",
     "literal_error": "INVALID_VALUE",
+    "value_error": "INVALID_VALUE",  # WriteSchema: text with a NUL character
     "string_too_long": "TOO_LONG",
     "too_long": "TOO_LONG",
     "string_too_short": "TOO_SHORT",
