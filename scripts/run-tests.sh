@@ -14,6 +14,7 @@ else
   echo "PostgreSQL: not available, SQLite only"
 fi
 .venv/bin/ruff check src tests benchmarks || exit 1
+.venv/bin/mypy src || exit 1
 .venv/bin/python -m pytest -q -n 2 --durations=10 "$@"
 rc=$?
 if [ $rc -eq 5 ]; then echo "pytest collected no tests" >&2; exit 1; fi
