@@ -37,4 +37,6 @@ async def test_nul_in_a_dispatch_contract_is_a_contract_violation(
         "actions": [{"type": "dispatch_turn", "action_id": "a1", "workspace_id": workspace["id"],
                      "prompt": "hello\u0000world"}]})
     assert resp.status_code == 400, resp.text
-    assert "NUL" in resp.text and "prompt" in resp.text
+    violations = resp.json()["error"]["details"]["violations"]
+    assert [(v["path"], v["code"]) for v in violations] == [("$.actions[0].prompt", "INVALID_VALUE")]
+    assert "NUL" in violations[0]["message"]
