@@ -215,72 +215,67 @@ async def build(url: str, data: Dataset) -> float:
     return time.perf_counter() - t0
 
 
-async def plans(url: str, one_ws: uuid.UUID) -> list[str]:
-    """Query plans of the feed queries, compiled from the real ``read.feed`` statements."""
+async def _explained(url: str, one_ws: uuid.UUID, run: Any, keep: Any) -> list[tuple[str, str, list[str]]]:
+    """``(token label, statement, plan lines)`` for every statement ``run(session, principal)`` sends that
+    ``keep(statement)`` selects, EXPLAINed with the parameters it was sent with, for both tokens."""
+    from sqlalchemy import event as sa_event
     from sqlalchemy.ext.asyncio import AsyncSession
 
     captured: list[tuple[str, Any]] = []
     engine = make_engine(url)
-    out: list[str] = []
+    out: list[tuple[str, str, list[str]]] = []
     try:
-        from sqlalchemy import event as sa_event
-
         @sa_event.listens_for(engine.sync_engine, "before_cursor_execute")
         def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-            if "FROM events" in statement and "ORDER BY events.id DESC" in statement:
+            if keep(statement):
                 captured.append((statement, params))
-
-        for label, principal in (("admin", _principal(None)), ("one-ws", _principal(one_ws))):
-            for needs in (False, True):
-                captured.clear()
-                async with AsyncSession(engine) as s:
-                    await read.feed(s, principal=principal, limit=100, needs_input=needs)
-                stmt, params = captured[-1]
-                async with engine.connect() as conn:
-                    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
-                    rows = (await conn.exec_driver_sql(prefix + stmt, params)).all()
-                plan = " | ".join(str(r[-1]).strip() for r in rows)
-                plan = re.sub(r"\{[0-9a-f,-]{80,}\}", lambda m: f"{{<{m.group(0).count(',') + 1} ids>}}", plan)
-                plan = re.sub(r"(\?, ){8,}\?", "?, ...", plan)
-                out.append(f"feed({label}, needs_input={needs}): {plan}")
-    finally:
-        await engine.dispose()
-    return out
-
-
-async def snapshot_plans(url: str, one_ws: uuid.UUID) -> list[str]:
-    """Query plans of every statement ``read.snapshot`` runs (captured as sent, EXPLAINed with the same
-    parameters), for the admin and the one-workspace token. PostgreSQL plans are shortened to their nodes."""
-    captured: list[tuple[str, Any]] = []
-    engine = make_engine(url)
-    out: list[str] = []
-    try:
-        from sqlalchemy import event as sa_event
-        from sqlalchemy.ext.asyncio import AsyncSession
-
-        @sa_event.listens_for(engine.sync_engine, "before_cursor_execute")
-        def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
-            captured.append((statement, params))
 
         for label, principal in (("admin", _principal(None)), ("one-ws", _principal(one_ws))):
             captured.clear()
             async with AsyncSession(engine) as s:
-                await read.snapshot(s, principal=principal)
-            statements = [c for c in captured if c[0].lstrip().upper().startswith("SELECT")]
-            for stmt, params in statements:
+                await run(s, principal)
+            for stmt, params in list(captured):
                 async with engine.connect() as conn:
                     prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
                     rows = (await conn.exec_driver_sql(prefix + stmt, params)).all()
                 lines = [str(r[-1]).strip() for r in rows]
                 if engine.dialect.name != "sqlite":
                     lines = [re.sub(r"\s*\(cost=[^)]*\)", "", ln.lstrip("-> ")) for ln in lines
-                             if re.search(r"Scan|Sort|Aggregate|Join|Limit|SubPlan|InitPlan|WindowAgg", ln)]
-                tables = "+".join(sorted(set(re.findall(r"FROM (\w+)", stmt))))
-                plan = re.sub(r"\{[0-9a-f,-]{80,}\}", lambda m: f"{{<{m.group(0).count(',') + 1} ids>}}",
-                              " | ".join(lines))
-                out.append(f"snapshot({label}) {tables}: {plan}")
+                             if re.search(r"Scan|Bitmap|Sort|Aggregate|Join|Limit|SubPlan|InitPlan|WindowAgg|Append", ln)]
+                out.append((label, stmt, lines))
     finally:
         await engine.dispose()
+    return out
+
+
+def _short(plan: str) -> str:
+    plan = re.sub(r"\{[0-9a-f,-]{80,}\}", lambda m: f"{{<{m.group(0).count(',') + 1} ids>}}", plan)
+    return re.sub(r"(\?, ){8,}\?", "?, ...", plan)
+
+
+async def plans(url: str, one_ws: uuid.UUID) -> list[str]:
+    """Query plans of the feed queries, compiled from the real ``read.feed`` statements."""
+    out = []
+    for needs in (False, True):
+        async def run(s: Any, principal: Principal, needs: bool = needs) -> None:
+            await read.feed(s, principal=principal, limit=100, needs_input=needs)
+
+        for label, _stmt, lines in await _explained(
+                url, one_ws, run, lambda st: "FROM events" in st and "ORDER BY events.id DESC" in st):
+            out.append(f"feed({label}, needs_input={needs}): {_short(' | '.join(lines))}")
+    return out
+
+
+async def snapshot_plans(url: str, one_ws: uuid.UUID) -> list[str]:
+    """Query plans of every statement ``read.snapshot`` runs (captured as sent, EXPLAINed with the same
+    parameters), for the admin and the one-workspace token. PostgreSQL plans are shortened to their nodes."""
+    async def run(s: Any, principal: Principal) -> None:
+        await read.snapshot(s, principal=principal)
+
+    out = []
+    for label, stmt, lines in await _explained(url, one_ws, run, lambda st: st.lstrip().upper().startswith("SELECT")):
+        tables = "+".join(sorted(set(re.findall(r"FROM (\w+)", stmt))))
+        out.append(f"snapshot({label}) {tables}: {_short(' | '.join(lines))}")
     return out
 
 
