@@ -280,6 +280,9 @@ class TestSweepArithmetic:
 class TestApiTellsTheManager:
     async def test_lifecycle_routes_start_and_stop_the_agent(self, settings: Settings, make_token: Any,
                                                              tmp_path: Path) -> None:
+        # Real clock: with the suite's 0.05 s heartbeat, a 0.15 s stall of a loaded CI machine between the
+        # heartbeat and the health read already means UNRESPONSIVE (it did once). 0.5 s leaves 1.5 s.
+        settings = settings.model_copy(update={"supervisor_heartbeat_interval_s": 0.5})
         application = create_app(settings, migrate_on_start=False, start_runtime=False)
         async with LifespanManager(application) as lifespan:
             state = application.state
