@@ -184,3 +184,40 @@ async def test_nul_characters_are_stored_as_replacement_characters(app: Any, wor
                 .scalars()}
     assert rows["command.output_delta"] == {"delta": "a\ufffdb", "literal": "\\u0000"}
     assert rows["x"] == {"nested": ["\ufffd"]}
+
+
+async def test_withdrawn_requests_expire_in_place_unless_a_person_answered_first(db: Database, db_url: str,
+                                                                                tmp_path: Path) -> None:
+    """``serverRequest/resolved`` (approval.resolved) closes a pending approval as expired with its
+    ``approval.expired`` event in its place in the log; one recorded and withdrawn in the same batch
+    is closed too; one a person answered in a transaction that committed first keeps its decision and
+    gets no expiry event (the batch's guarded UPDATE finds it no longer pending)."""
+    from overseer.ops.models import ApprovalStatus, PendingApproval
+
+    (ws,) = await _workspaces(db, 1)
+    wid = uuid.uuid4()
+    async with db.session() as s:
+        s.add(Worker(id=wid, workspace_id=ws, kind="codex", name="w-exp", status=WorkerStatus.RUNNING.value,
+                     config={}))
+    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", jwt_secret=JWT_KEY)  # type: ignore[arg-type]
+    manager = WorkerManager(db=db, settings=settings, clock=SystemClock())
+
+    def ev(kind: str, rid: str, **payload: Any) -> tuple[uuid.UUID, AgentEvent]:
+        return wid, AgentEvent(type=kind, thread_id="th", turn_id="t1", payload={"request_id": rid, **payload})
+
+    await manager._apply_batch([ev("approval.requested", "r1", command="a"), ev("approval.requested", "r2", command="b")])
+    async with db.session() as s:  # a person answers r2 first
+        r2 = (await s.execute(select(PendingApproval).where(PendingApproval.request_id == "r2"))).scalar_one()
+        r2.status = ApprovalStatus.accepted
+    await manager._apply_batch([ev("message.delta", "-", delta="x"), ev("approval.resolved", "r1"),
+                                ev("approval.requested", "r3", command="c"), ev("approval.resolved", "r3"),
+                                ev("approval.resolved", "r2"), ev("message.delta", "-", delta="y")])
+
+    async with db.read_session() as s:
+        status = {a.request_id: a.status for a in (await s.execute(select(PendingApproval))).scalars()}
+        log = [(e.event_type, e.payload.get("request_id")) for e in
+               (await s.execute(select(Event).where(Event.workspace_id == ws).order_by(Event.id))).scalars()]
+    assert status == {"r1": ApprovalStatus.expired, "r2": ApprovalStatus.accepted, "r3": ApprovalStatus.expired}
+    assert log[2:] == [("message.delta", "-"), ("approval.resolved", "r1"), ("approval.expired", "r1"),
+                       ("approval.requested", "r3"), ("approval.resolved", "r3"), ("approval.expired", "r3"),
+                       ("approval.resolved", "r2"), ("message.delta", "-")]
