@@ -217,7 +217,8 @@ async def test_full_access_runs_without_asking(sessions: SessionFactory, workspa
     assert (workspace / "out.txt").exists()
 
 
-async def test_read_only_sandbox_refuses_writes(sessions: SessionFactory, workspace: Path) -> None:
+async def test_read_only_sandbox_refuses_writes(sessions: SessionFactory, workspace: Path,
+                                                scripted_model: ScriptedModelServer) -> None:
     # on-request + read-only: Codex runs the command in the read-only sandbox without asking (only a
     # model asking for escalation would prompt); the write fails and the turn goes on.
     session, rec = await sessions(access_mode="read-only")
@@ -226,7 +227,12 @@ async def test_read_only_sandbox_refuses_writes(sessions: SessionFactory, worksp
     assert done.payload["status"] == "completed"
     assert not (workspace / "out.txt").exists()
     commands = [e for e in rec.of("item.completed") if e.payload["item_type"] == "command"]
-    assert commands, [(e.type, e.payload) for e in rec.events]
+    # Failed once in a loaded CI run (no command item at all; not reproduced in 17 runs since). A short
+    # message, so pytest does not cut it: every event with its item type, and what the model served.
+    assert commands, (
+        f"events: {[(e.type, e.payload.get('item_type') or e.payload.get('status')) for e in rec.events]}; "
+        f"model: {[(r.step, r.status, r.tool_results) for r in scripted_model.requests[-6:]]}; "
+        f"final: {done.payload.get('final_message')!r}")
     cmd = commands[0]
     assert cmd.payload["status"] == "failed"
     assert "Read-only file system" in cmd.payload["output"]
