@@ -748,49 +748,27 @@ _NEW_REQUESTS_KEY = "overseer.ingest_new_requests"
 by :func:`_insert_new_requests` (one executemany per table) at the end of the batch."""
 
 
-def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> dict[str, Any]:
-    p = ev.payload
-    row = {
-        "id": uuid.uuid4(),
-        "workspace_id": worker.workspace_id,
-        "worker_id": worker.id,
-        "thread_id": ev.thread_id,
-        "turn_id": ev.turn_id,
-        "request_id": str(p.get("request_id")),
-        "kind": str(p.get("approval_kind") or "command"),
-        "command": p.get("command"),
-        "cwd": p.get("cwd"),
-        "diff": p.get("diff"),
-        "reason": p.get("reason"),
-        "tool_name": p.get("tool_name"),
-        "tool_input": p.get("input"),
-        "status": ApprovalStatus.pending,
-        "decided_by": None,
-        "decided_at": None,
-        "created_at": ev.at,
-    }
+def _record_request(session: AsyncSession, worker: Worker, ev: AgentEvent, **columns: Any) -> dict[str, Any]:
+    """A new approval/question row (a dict, inserted at the end of the batch) with the columns both
+    tables share, plus ``columns``."""
+    row = {"id": uuid.uuid4(), "workspace_id": worker.workspace_id, "worker_id": worker.id,
+           "thread_id": ev.thread_id, "turn_id": ev.turn_id, "request_id": str(ev.payload.get("request_id")),
+           **columns, "created_at": ev.at}
     session.info.setdefault(_NEW_REQUESTS_KEY, {})[row["id"]] = row
     return row
+
+
+def _record_approval(session: AsyncSession, worker: Worker, ev: AgentEvent) -> dict[str, Any]:
+    p = ev.payload
+    return _record_request(
+        session, worker, ev, kind=str(p.get("approval_kind") or "command"), command=p.get("command"),
+        cwd=p.get("cwd"), diff=p.get("diff"), reason=p.get("reason"), tool_name=p.get("tool_name"),
+        tool_input=p.get("input"), status=ApprovalStatus.pending, decided_by=None, decided_at=None)
 
 
 def _record_question(session: AsyncSession, worker: Worker, ev: AgentEvent) -> dict[str, Any]:
-    p = ev.payload
-    row = {
-        "id": uuid.uuid4(),
-        "workspace_id": worker.workspace_id,
-        "worker_id": worker.id,
-        "thread_id": ev.thread_id,
-        "turn_id": ev.turn_id,
-        "request_id": str(p.get("request_id")),
-        "questions": list(p.get("questions") or []),
-        "status": QuestionStatus.open,
-        "answers": None,
-        "answered_by": None,
-        "answered_at": None,
-        "created_at": ev.at,
-    }
-    session.info.setdefault(_NEW_REQUESTS_KEY, {})[row["id"]] = row
-    return row
+    return _record_request(session, worker, ev, questions=list(ev.payload.get("questions") or []),
+                           status=QuestionStatus.open, answers=None, answered_by=None, answered_at=None)
 
 
 async def _insert_new_requests(session: AsyncSession) -> None:
