@@ -68,6 +68,16 @@ class Live:
             assert asyncio.get_running_loop().time() < deadline, f"job {job_id} still {job['status']}: {job}"
             await asyncio.sleep(0.1)
 
+    async def wait_running_turn(self, job_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """The job once it is RUNNING and its turn has started (it carries a ``turn_id``)."""
+        running = await self.wait(job_id, {"RUNNING"})
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not running.get("turn_id"):
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.1)
+            running = await self.job(job_id)
+        return running
+
     async def usage(self) -> int:
         return (await self.client.get("/api/resources/usage")).json()["total_in_use"]  # type: ignore[no-any-return]
 
@@ -181,12 +191,7 @@ async def test_a_depth_four_job_is_refused_a_child_and_says_so(live: Live) -> No
 async def test_a_crashed_agent_fails_its_job_and_frees_the_slot(live: Live) -> None:
     ws = await live.workspace("crash")
     job = await live.submit(workspace_id=ws["id"], prompt="[[hang]]")
-    running = await live.wait(job["id"], {"RUNNING"})
-    deadline = asyncio.get_running_loop().time() + 30
-    while not running.get("turn_id"):
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.1)
-        running = await live.job(job["id"])
+    running = await live.wait_running_turn(job["id"])
     worker = (await live.client.get(f"/api/v1/workers/{running['worker_id']}")).json()
     assert await live.usage() == 1
     os.killpg(worker["pid"], signal.SIGKILL)
@@ -198,12 +203,7 @@ async def test_a_crashed_agent_fails_its_job_and_frees_the_slot(live: Live) -> N
 async def test_canceling_a_running_job_interrupts_its_agent(live: Live) -> None:
     ws = await live.workspace("cancel")
     job = await live.submit(workspace_id=ws["id"], prompt="[[hang]]")
-    running = await live.wait(job["id"], {"RUNNING"})
-    deadline = asyncio.get_running_loop().time() + 30
-    while not running.get("turn_id"):
-        assert asyncio.get_running_loop().time() < deadline
-        await asyncio.sleep(0.1)
-        running = await live.job(job["id"])
+    running = await live.wait_running_turn(job["id"])
     resp = await live.client.post(f"/api/jobs/{job['id']}/cancel", json={"reason": "changed my mind"})
     assert resp.status_code == 200 and resp.json()["status"] == "CANCELED"
     await live.wait_worker(running["worker_id"], "TERMINATED")
