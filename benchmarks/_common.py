@@ -83,21 +83,26 @@ async def _pg_admin(sql: str) -> None:
         await admin.dispose()
 
 
-@contextlib.asynccontextmanager
-async def bench_database(backend: str, *, migrate: bool = True) -> AsyncIterator[str]:
-    """Yield the SQLAlchemy URL of a fresh database (migrated to head), dropped afterwards."""
+async def _upgrade(url: str) -> None:
+    """Run the Alembic chain to head on ``url``."""
     from overseer.db import migrate as mig
     from overseer.db.engine import make_engine
 
+    engine = make_engine(url)
+    try:
+        await mig.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def bench_database(backend: str, *, migrate: bool = True) -> AsyncIterator[str]:
+    """Yield the SQLAlchemy URL of a fresh database (migrated to head), dropped afterwards."""
     if backend == "sqlite":
         with tempfile.TemporaryDirectory(prefix="overseer-bench-") as tmp:
             url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
             if migrate:
-                engine = make_engine(url)
-                try:
-                    await mig.upgrade(engine)
-                finally:
-                    await engine.dispose()
+                await _upgrade(url)
             yield url
         return
     base = pg_url()
@@ -108,11 +113,7 @@ async def bench_database(backend: str, *, migrate: bool = True) -> AsyncIterator
     try:
         url = make_url(base).set(database=name).render_as_string(hide_password=False)
         if migrate:
-            engine = make_engine(url)
-            try:
-                await mig.upgrade(engine)
-            finally:
-                await engine.dispose()
+            await _upgrade(url)
         yield url
     finally:
         await _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
