@@ -56,7 +56,7 @@ from overseer.clock import SystemClock
 from overseer.config import Settings
 from overseer.db.engine import Database, make_engine
 from overseer.events.bus import EventBus
-from overseer.events.models import Event
+from overseer.events.models import REQUEST_EVENTS_SQL, Event
 from overseer.ops.pipeline import OpsPipeline
 from overseer.runtime.agent import AgentConfig, AgentEvent
 from overseer.runtime.codex.adapter import CodexSession
@@ -273,7 +273,9 @@ BASELINE_SQLITE_DDL = [
     " payload JSON NOT NULL, created_at DATETIME NOT NULL)",
     "CREATE INDEX ix_events_workspace_id_id ON events (workspace_id, id)",
     "CREATE INDEX ix_events_entity ON events (entity_type, entity_id, id)",
-    "CREATE INDEX ix_events_event_type_id ON events (event_type, id)",
+    f"CREATE INDEX ix_events_request_type_id ON events (event_type, id) WHERE {REQUEST_EVENTS_SQL}",
+    f"CREATE INDEX ix_events_workspace_id_request_type_id ON events (workspace_id, event_type, id)"
+    f" WHERE {REQUEST_EVENTS_SQL}",
 ]
 BASELINE_PG_DDL = [
     "CREATE TABLE bench_events (id BIGSERIAL PRIMARY KEY, workspace_id UUID NOT NULL,"
@@ -281,7 +283,9 @@ BASELINE_PG_DDL = [
     " payload JSONB NOT NULL, created_at TIMESTAMPTZ NOT NULL)",
     "CREATE INDEX ix_bench_events_workspace_id_id ON bench_events (workspace_id, id)",
     "CREATE INDEX ix_bench_events_entity ON bench_events (entity_type, entity_id, id)",
-    "CREATE INDEX ix_bench_events_event_type_id ON bench_events (event_type, id)",
+    f"CREATE INDEX ix_bench_events_request_type_id ON bench_events (event_type, id) WHERE {REQUEST_EVENTS_SQL}",
+    f"CREATE INDEX ix_bench_events_workspace_id_request_type_id ON bench_events (workspace_id, event_type, id)"
+    f" WHERE {REQUEST_EVENTS_SQL}",
 ]
 
 

@@ -221,3 +221,42 @@ async def test_withdrawn_requests_expire_in_place_unless_a_person_answered_first
     assert log[2:] == [("message.delta", "-"), ("approval.resolved", "r1"), ("approval.expired", "r1"),
                        ("approval.requested", "r3"), ("approval.resolved", "r3"), ("approval.expired", "r3"),
                        ("approval.resolved", "r2"), ("message.delta", "-")]
+
+
+async def test_the_needs_input_feed_reads_the_partial_request_indexes(db: Database) -> None:
+    """The type indexes cover request events only (migration 0008); the planner may use a partial index
+    only for a query that repeats its WHERE, so a refactor dropping ``REQUEST_EVENTS`` from the feed
+    would silently turn "needs my input" into a scan of the whole log. EXPLAINed on each backend (on
+    PostgreSQL with sequential scans off: the tables are tiny)."""
+    from sqlalchemy import event as sa_event
+
+    from overseer.auth.tokens import Principal
+    from overseer.ops import read
+
+    (ws,) = await _workspaces(db, 1)
+    captured: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, params: Any, context: Any, executemany: bool) -> None:
+        if "FROM events" in statement:
+            captured.append((statement, params))
+
+    plans: dict[str, str] = {}
+    for label, scope in (("admin", None), ("one workspace", frozenset({ws}))):
+        principal = Principal("t", frozenset({"admin"} if scope is None else {"supervisor:read"}), scope)
+        sa_event.listen(db.engine.sync_engine, "before_cursor_execute", grab)
+        try:
+            async with db.read_session() as s:
+                await read.feed(s, principal=principal, needs_input=True)
+        finally:
+            sa_event.remove(db.engine.sync_engine, "before_cursor_execute", grab)
+        assert len(captured) == 2  # one indexed range per request type
+        async with db.engine.connect() as conn:
+            if db.dialect == "postgresql":
+                await conn.exec_driver_sql("SET enable_seqscan = off")
+            for statement, params in captured:
+                prefix = "EXPLAIN QUERY PLAN " if db.dialect == "sqlite" else "EXPLAIN "
+                plan = " | ".join(str(r[-1]) for r in (await conn.exec_driver_sql(prefix + statement, params)).all())
+                plans[f"{label}: {statement[-120:]}"] = plan
+        captured.clear()
+    for where, plan in plans.items():
+        assert "request_type_id" in plan, f"{where}\n  plan: {plan}"

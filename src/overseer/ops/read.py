@@ -19,7 +19,7 @@ from overseer.auth.tokens import Principal
 from overseer.clock import utcnow
 from overseer.db.repository import get_scoped, scoped
 from overseer.events import log as event_log
-from overseer.events.models import Event
+from overseer.events.models import REQUEST_EVENT_TYPES, REQUEST_EVENTS, Event
 from overseer.jobs.service import snapshot as jobs_snapshot
 from overseer.ops.models import ApprovalStatus, OpenQuestion, PendingApproval, QuestionStatus
 from overseer.ops.projections import OpsThread, OpsWorkspace, Signal
@@ -29,7 +29,7 @@ from overseer.workspaces.models import Workspace
 from overseer.workspaces.service import scoped_ws
 
 FEED_NOISE = ("message.delta", "command.output_delta", "status", "token_usage", "protocol.malformed", "chat.message")
-NEEDS_INPUT_EVENTS = ("approval.requested", "question.requested")
+NEEDS_INPUT_EVENTS = REQUEST_EVENT_TYPES
 FEED_MAX = 1000
 SNAPSHOT_THREADS = 100
 """The snapshot lists this many threads of the caller's fleet, the ones a person looks at first."""
@@ -370,8 +370,10 @@ async def feed(session: AsyncSession, *, principal: Principal, limit: int = 100,
         open_q = [str(i) for i in (await session.execute(
             scoped(select(OpenQuestion.id), OpenQuestion, principal)
             .where(OpenQuestion.status == QuestionStatus.open))).scalars()]
-        # One indexed range per event type ((event_type, id) index), instead of a scan of the whole
-        # log for an OR across types; only the few request events are then checked for "still open".
+        # One indexed range per event type (the partial request-type indexes, used only when the
+        # query repeats their WHERE: REQUEST_EVENTS), instead of a scan of the whole log for an OR
+        # across types; only the few request events are then checked for "still open".
+        stmt = stmt.where(REQUEST_EVENTS)
         approvals_q = stmt.where(Event.event_type == "approval.requested",
                                  Event.payload["approval_id"].as_string().in_(pending or [""]))
         questions_q = stmt.where(Event.event_type == "question.requested",
