@@ -6,6 +6,7 @@ Runs on SQLite and, with OVERSEER_TEST_PG_URL, PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
@@ -260,3 +261,60 @@ async def test_the_needs_input_feed_reads_the_partial_request_indexes(db: Databa
         captured.clear()
     for where, plan in plans.items():
         assert "request_type_id" in plan, f"{where}\n  plan: {plan}"
+
+
+async def test_pipelined_ingest_commits_every_batch_in_queue_order(db: Database, db_url: str,
+                                                                   tmp_path: Path) -> None:
+    """The real ingest loop with two batches in flight (one committing while the next is gathered and
+    prepared): many small batches of two workers, interleaved with stateful events, land in the log and
+    on the bus exactly in queue order, and rows prepared before their transaction are stored exactly as
+    rows built inside it (the first batch of a worker is not prepared: its workspace is not known yet)."""
+    ws_a, ws_b = await _workspaces(db, 2)
+    w1, w2 = uuid.uuid4(), uuid.uuid4()
+    async with db.session() as s:
+        for wid, ws in ((w1, ws_a), (w2, ws_b)):
+            s.add(Worker(id=wid, workspace_id=ws, kind="codex", name=f"w-{wid.hex[:6]}",
+                         status=WorkerStatus.RUNNING.value, config={}))
+    published = _published(db)
+    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", jwt_secret=JWT_KEY)  # type: ignore[arg-type]
+    manager = WorkerManager(db=db, settings=settings, clock=SystemClock(), batch_max=7)
+    prepared_batches: list[int] = []
+    prepare = manager._prepare
+
+    async def counting_prepare(batch: list[tuple[uuid.UUID, AgentEvent]]) -> Any:
+        rows = await prepare(batch)
+        prepared_batches.append(sum(r is not None for r in rows or []))
+        return rows
+
+    manager._prepare = counting_prepare  # type: ignore[method-assign]
+    await manager.start()
+    t0 = datetime.now(UTC)
+    sent: list[tuple[uuid.UUID, AgentEvent]] = []
+    kinds = ("message.delta", "status", "token_usage", "item.completed", "turn.started", "message.delta")
+    for i in range(120):
+        wid = (w1, w2)[(i * 5 // 3) % 2]
+        ev = AgentEvent(type=kinds[i % len(kinds)], thread_id=f"th-{wid.hex[:6]}", turn_id=f"t{i // 30}",
+                        payload={"seq": i, "delta": f"é{i}\n", "total_tokens": i, "nested": {"n": [i, None]}},
+                        at=t0 + timedelta(microseconds=i))
+        sent.append((wid, ev))
+        manager._queue.put_nowait((wid, ev))
+        if i % 11 == 0:
+            await asyncio.sleep(0)  # producers and the ingest interleave, as agent readers do
+    await manager.flush()
+    await manager.stop()
+
+    everything = await _rows(db, [ws_a, ws_b])
+    rows = [r for r in everything if "seq" in r.payload]
+    assert {r.event_type for r in everything if "seq" not in r.payload} <= {  # start(): reconcile
+        "worker.state_changed", "health.disconnected"}
+    assert [(uuid.UUID(r.entity_id), r.payload["seq"]) for r in rows] == [(w, e.payload["seq"]) for w, e in sent]
+    assert [p.id for p in published] == [r.id for r in everything]
+    assert len(prepared_batches) > 10 and sum(prepared_batches) > 60  # most rows were prepared
+    for r, (wid, ev) in zip(rows, sent, strict=True):
+        assert r.payload == {**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id,
+                             "agent_kind": "codex"}
+        assert r.created_at == ev.at and r.workspace_id == (ws_a if wid == w1 else ws_b)
+    if db.dialect == "sqlite":  # the stored text: one encoding whichever path built the row
+        async with db.engine.connect() as conn:
+            texts = dict((await conn.exec_driver_sql("SELECT id, payload FROM events")).all())
+        assert all(texts[r.id] == event_log.storable_json(r.payload)[0] for r in rows)

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from overseer.ops.state import OpsState, reduce, replay
+from overseer.ops.state import OpsState, reduce, reduce_many, replay
 
 WS = [str(uuid.UUID(int=i)) for i in (1, 2)]
 WORKERS = [str(uuid.UUID(int=i)) for i in (0x11, 0x12, 0x13)]
@@ -105,6 +105,9 @@ def _event_strategy() -> st.SearchStrategy[tuple[str, str, str, dict[str, Any]]]
         st.builds(lambda r: ("approval", r, "approval.decided", {}), req),
         st.builds(lambda r: ("question", r, "question.answered", {}), req),
         st.builds(lambda w: ("worker", w, "message.delta", {"delta": "x"}), worker),
+        st.builds(lambda w: ("worker", w, "message.delta", {"delta": "y", "thread_id": None}), worker),
+        st.builds(lambda w, t: ("worker", w, t, {"agent_kind": "codex"}), worker,
+                  st.sampled_from(["status", "token_usage", "item.completed"])),
         st.builds(lambda w, e: ("worker", w, "agent.exited", {"expected": e}), worker, st.booleans()),
         st.builds(lambda w: ("thread", f"th-{w[-2:]}", "health.stalled", {"thread_id": f"th-{w[-2:]}"}), worker),
         st.builds(lambda w: ("thread", w, "health.disconnected", {"worker_id": w, "thread_id": f"th-{w[-2:]}"}),
@@ -137,8 +140,39 @@ def test_live_in_batches_equals_replay_from_the_log(raw: list[Any], cuts: list[i
     for n in [*cuts, len(events)]:
         batch, i = events[i:i + n], i + n
         live = live.copy()  # a restart between batches: the state is all there is
-        for ev in batch:
-            reduce(live, ev)
+        reduce_many(live, batch)  # as OpsPipeline.on_commit folds a committed batch
         live.dirty.clear()
     replayed = replay(events)
     assert live.comparable() == replayed.comparable()
+
+
+def test_reduce_many_keeps_what_the_first_event_of_a_run_does() -> None:
+    """A stalled thread's next text delta makes it run again and settles the signal at that event."""
+    events = [agent(1, "turn.started", turn_id="t1"),
+              Ev(2, WS[0], "health.stalled", "thread", "th-11", {"thread_id": "th-11"}, T0),
+              *(agent(i, "message.delta", delta="x", agent_kind="codex") for i in range(3, 8))]
+    one_by_one = replay(events)
+    batched = reduce_many(OpsState(), events)
+    assert batched.signals["stalled:th-11"].last_event_id == 3 and not batched.signals["stalled:th-11"].is_open
+    assert batched.threads["th-11"].last_event_id == 7 and batched.threads["th-11"].status == "running"
+    assert batched.comparable() == one_by_one.comparable()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_event_strategy(), max_size=60), st.integers(min_value=0, max_value=59))
+def test_reduce_many_equals_reduce_one_by_one(raw: list[Any], stall_at: int) -> None:
+    """The batch fold skips the middle of liveness-only runs; state, dirty set and worker->thread map
+    must equal reducing every event (a stalled thread among them, so a run's first event matters)."""
+    events = _materialize(raw)
+    if events:  # a stall inside the sequence: the next activity of its thread must clear it
+        w = WORKERS[stall_at % len(WORKERS)]
+        events.insert(stall_at % len(events), Ev(0, WS[0], "health.stalled", "thread", f"th-{w[-2:]}",
+                                                 {"thread_id": f"th-{w[-2:]}"}, T0))
+        events = [Ev(i, e.workspace_id, e.event_type, e.entity_type, e.entity_id, e.payload,
+                     T0 + timedelta(seconds=i)) for i, e in enumerate(events, start=1)]
+    one_by_one = OpsState()
+    for ev in events:
+        reduce(one_by_one, ev)
+    batched = reduce_many(OpsState(), events)
+    assert batched.comparable() == one_by_one.comparable()
+    assert (batched.dirty, batched.worker_threads) == (one_by_one.dirty, one_by_one.worker_threads)

@@ -29,7 +29,7 @@ from overseer.db.upsert import upsert
 from overseer.events.bus import PublishedEvent
 from overseer.events.models import Event
 from overseer.ops.projections import OpsCheckpoint, OpsThread, OpsWorkspace, Signal
-from overseer.ops.state import OpsState, SignalView, ThreadView, WorkspaceView, reduce
+from overseer.ops.state import OpsState, SignalView, ThreadView, WorkspaceView, reduce_many
 
 log = logging.getLogger(__name__)
 PRUNABLE_KINDS = frozenset({"completed", "failed", "needs_approval", "needs_input"})
@@ -71,8 +71,7 @@ class OpsPipeline:
         if not self.loaded:
             await self.load(session)  # sees this transaction's own events too, and replays them
         else:
-            for ev in events:
-                reduce(self.state, ev)
+            reduce_many(self.state, events)
         self.last_event_id = max(self.last_event_id, events[-1].id)
         await self.save(session)
 
@@ -109,8 +108,7 @@ class OpsPipeline:
                     ).scalars().all()
             if not rows:
                 break
-            for row in rows:
-                reduce(state, row)
+            reduce_many(state, rows)
             checkpoint = rows[-1].id
             replayed += len(rows)
         if replayed:

@@ -18,6 +18,7 @@ reopens it (``acked_at`` cleared, ``raise_count`` + 1).
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -382,6 +383,36 @@ def _reduce_health(state: OpsState, ev: EventLike) -> OpsState:
                {"worker_id": worker_id, "reason": p.get("reason"), "since": since,
                 "task": th.current_task if th else None},
                thread_id=th.thread_id if th else None, worker_id=worker_id)
+    return state
+
+
+def _liveness_key(ev: EventLike) -> tuple[Any, ...] | None:
+    """What a liveness-only event writes its values under (workspace, entity, thread, worker, agent
+    kind), or None for an event ``reduce`` does more for."""
+    t = ev.event_type
+    if t in _STATEFUL_TYPES or t == "workspace.created" or t == "signal.acked" or t.startswith("health."):
+        return None
+    p = ev.payload
+    return (ev.workspace_id, ev.entity_type, ev.entity_id, p.get("thread_id"), p.get("worker_id"),
+            p.get("agent_kind"))
+
+
+def reduce_many(state: OpsState, events: Sequence[EventLike]) -> OpsState:
+    """Apply ``events`` (id order) to ``state``: the same result, dirty set included, as ``reduce`` on
+    each in turn (tests/unit/test_reducer.py checks it with Hypothesis), with less work for a burst.
+
+    Of a run of consecutive liveness-only events with one key (:func:`_liveness_key`: text deltas,
+    status, token usage of one agent and thread), only the first and the last are reduced. The first
+    does what activity changes (a stalled thread runs again); every later one only writes the same
+    fields (last event id, last activity time) with its own values, so the run's last event leaves
+    them as all of them would."""
+    keys = [_liveness_key(ev) for ev in events]
+    last = len(events) - 1
+    for i, ev in enumerate(events):
+        key = keys[i]
+        if key is not None and 0 < i < last and keys[i - 1] == key and keys[i + 1] == key:
+            continue
+        reduce(state, ev)
     return state
 
 

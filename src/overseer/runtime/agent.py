@@ -41,6 +41,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal, Protocol
 
 AgentKind = Literal["codex", "claude_code"]
@@ -60,7 +61,7 @@ class AgentEvent:
     thread_id: str | None = None
     turn_id: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    at: datetime = field(default_factory=partial(datetime.now, UTC))  # a C call, no lambda frame
 
 
 EventSink = Callable[[AgentEvent], Awaitable[None]]
