@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import operator
 import re
-import sqlite3
 import uuid
 from datetime import datetime
 from functools import partial
@@ -18,7 +17,6 @@ from typing import Any, cast
 from sqlalchemy import Table, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from overseer import jsoncodec
 from overseer.clock import utcnow
 from overseer.db.base import sqlite_datetime
 from overseer.db.engine import OUTBOX_KEY, json_dumps
@@ -113,26 +111,6 @@ def defer(
     return row
 
 
-def prepared_row(*, workspace_id: uuid.UUID, workspace_hex: str | None, event_type: str, entity_type: str,
-                 entity_id: str, payload: dict[str, Any], at: datetime) -> dict[str, Any]:
-    """A row for :func:`defer_row`, built (and, with ``workspace_hex`` given, encoded for SQLite) before
-    any transaction: the ingest prepares its next batch while the previous one commits.
-
-    ``payload`` must be JSON values already (no conversion); ``at`` an aware datetime. Raises
-    ``ValueError`` for a naive ``at`` (as the UTC column type would)."""
-    row = {"workspace_id": workspace_id, "event_type": event_type, "entity_type": entity_type,
-           "entity_id": entity_id, "payload": payload, "created_at": at}
-    if workspace_hex is not None:
-        text_, row["payload"] = storable_json(payload)
-        row[_SQLITE_PARAMS] = (workspace_hex, event_type, entity_type, entity_id, text_, sqlite_datetime(at))
-    return row
-
-
-def defer_row(session: AsyncSession, row: dict[str, Any]) -> None:
-    """Queue a row from :func:`prepared_row` (see :func:`defer`)."""
-    session.info.setdefault(DEFERRED_KEY, []).append(row)
-
-
 async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
     """Insert every deferred event of ``session`` in one statement; returns them with their ids."""
     rows = session.info.pop(DEFERRED_KEY, None)
@@ -140,23 +118,15 @@ async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
         return []
     await _lock_event_order(session)
     if session.get_bind().dialect.name == "sqlite":
-        # Pre-encoded rows at the driver level, no RETURNING: SQLAlchemy's per-row bind processing
-        # (Uuid, UTCDateTime, JSON) costs more than the insert itself. One INSERT .. SELECT over a JSON
-        # array of the rows, not an executemany: the driver's thread takes the GIL back after every
-        # row of an executemany, and while the event loop is busy (the ingest prepares its next batch
-        # meanwhile) each take can wait a whole switch interval (5 ms). The transaction holds SQLite's
-        # only write lock from its first write, and ``events.id`` is the rowid (max + 1), so the new
-        # ids are the contiguous run ending at last_insert_rowid().
+        # One driver-level executemany of pre-encoded tuples, no RETURNING: SQLAlchemy's per-row bind
+        # processing (Uuid, UTCDateTime, JSON) costs more than the insert itself. The transaction holds
+        # SQLite's only write lock from its first write, and ``events.id`` is the rowid (max + 1), so
+        # the new ids are the contiguous run ending at last_insert_rowid().
         conn = await session.connection()
-        params = _sqlite_params(rows)
-        if _SQLITE_JSON_ARRAYS:
-            await conn.exec_driver_sql(_SQLITE_INSERT_JSON, (jsoncodec.dumps(params),))
-        else:
-            await conn.exec_driver_sql(_SQLITE_INSERT, params)
+        await conn.exec_driver_sql(_SQLITE_INSERT, _sqlite_params(rows))
         last = int((await conn.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one())
         ids = range(last - len(rows) + 1, last + 1)
     else:
-        rows = [{k: v for k, v in r.items() if k != _SQLITE_PARAMS} for r in rows]
         for r in rows:
             r["payload"] = storable_json(r["payload"])[1]
         table = cast(Table, Event.__table__)
@@ -171,15 +141,8 @@ async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
 
 _NEW_PUBLISHED = partial(tuple.__new__, PublishedEvent)
 _ROW_FIELDS = operator.itemgetter("workspace_id", "event_type", "entity_type", "entity_id", "payload", "created_at")
-_SQLITE_PARAMS = "_sqlite_params"
-"""Key of a prepared row's SQLite parameters (:func:`prepared_row`)."""
 _SQLITE_INSERT = ("INSERT INTO events (workspace_id, event_type, entity_type, entity_id, payload, created_at)"
                   " VALUES (?, ?, ?, ?, ?, ?)")
-_SQLITE_INSERT_JSON = ("INSERT INTO events (workspace_id, event_type, entity_type, entity_id, payload, created_at)"
-                       " SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5"
-                       " FROM json_each(?) ORDER BY key")
-"""The rows as one JSON array of 6-element arrays (``->>`` yields SQL text, exactly the strings given)."""
-_SQLITE_JSON_ARRAYS = sqlite3.sqlite_version_info >= (3, 38)  # ``->>`` and JSON built in
 
 
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
@@ -202,10 +165,6 @@ def _sqlite_params(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     out = []
     hexes: dict[int, str] = {}  # by id(): a batch shares a few workspace UUID objects (all alive here)
     for r in rows:
-        prepared = r.get(_SQLITE_PARAMS)
-        if prepared is not None:
-            out.append(prepared)
-            continue
         ws = r["workspace_id"]
         ws_hex = hexes.get(id(ws))
         if ws_hex is None:

@@ -67,9 +67,6 @@ _DELTA_TYPES = frozenset({"message.delta", "command.output_delta"})
 # which handles every other type): the ingest loop appends them without the per-event call.
 _PLAIN_TYPES = frozenset({"message.delta", "command.output_delta", "item.started", "item.completed",
                           "status", "plan.updated", "error", "protocol.malformed"})
-_PREPARE_SLICE = 50
-_COMPLETED_IN_TRANSACTION = frozenset({"turn.started", "approval.requested", "question.requested"})
-"""Agent events whose log payload the ingest transaction completes (``WorkerManager._log_event``)."""
 
 
 @dataclass(slots=True)
@@ -177,9 +174,6 @@ class WorkerManager:
         expire requests without querying for them on every turn end."""
         self._restart_tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self._worker_rows: dict[uuid.UUID, tuple[uuid.UUID, str, str, str]] = {}
-        """Per worker seen by the ingest: (workspace id, its hex, worker id text, kind), which never
-        change; lets :meth:`_prepare` build log rows before the transaction."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -581,67 +575,18 @@ class WorkerManager:
     # ------------------------------------------------------------------ ingest
 
     async def _ingest_loop(self) -> None:
-        """Two batches in flight: while one batch's transaction runs (its SQL in the database driver's
-        thread), the next is gathered and its log rows built and encoded here (:meth:`_prepare`).
-        Transactions still run one at a time, in queue order."""
-        committing: asyncio.Task[None] | None = None
-        try:
-            while True:
-                batch = await self._next_batch()
-                prepared = await self._prepare(batch)
-                if committing is not None:
-                    await committing
-                committing = asyncio.create_task(self._commit(batch, prepared), name="overseer-ingest-commit")
-                await asyncio.sleep(0)  # let it send its first statement before gathering the next batch
-        finally:
-            if committing is not None and not committing.done():
-                committing.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await committing
-
-    async def _commit(self, batch: list[tuple[uuid.UUID, AgentEvent]], prepared: list[Any] | None) -> None:
-        """Apply one batch in one transaction; if it fails, retry its events one by one (dropping, with
-        an error logged, only an event that fails alone). Never raises."""
-        try:
-            await self._apply_batch(batch, prepared)
-        except Exception:
-            log.exception("ingest batch of %d failed; retrying one by one", len(batch))
-            for item in batch:
-                try:
-                    await self._apply_batch([item])
-                except Exception:
-                    log.exception("dropping agent event %s after a failed retry", item[1].type)
-        self._queue.task_done(len(batch))
-
-    async def _prepare(self, batch: list[tuple[uuid.UUID, AgentEvent]]) -> list[Any] | None:
-        """Per event, its log row built (and on SQLite encoded: JSON text, timestamp text) before the
-        transaction, or None where that must wait for it: an event of a worker this node has not seen
-        yet, or whose payload the transaction completes (``turn.started``'s prompt, a request's row id).
-        CPU only, no I/O; an event that cannot be prepared is left to the transaction (which raises).
-
-        Yields to the loop every ``_PREPARE_SLICE`` events, so the previous batch's transaction goes
-        on between its statements (which run in the driver's thread) instead of waiting for all of it."""
-        known = self._worker_rows
-        if not known:
-            return None
-        sqlite = self.db.dialect == "sqlite"
-        out: list[Any] = []
-        for n, (worker_id, ev) in enumerate(batch, 1):
-            if not n % _PREPARE_SLICE:
-                await asyncio.sleep(0)
-            w = known.get(worker_id)
-            if w is None or ev.type in _COMPLETED_IN_TRANSACTION:
-                out.append(None)
-                continue
-            workspace_id, workspace_hex, id_str, kind = w
+        while True:
+            batch = await self._next_batch()
             try:
-                out.append(event_log.prepared_row(
-                    workspace_id=workspace_id, workspace_hex=workspace_hex if sqlite else None, event_type=ev.type,
-                    entity_type="worker", entity_id=id_str, at=ev.at,
-                    payload={**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id, "agent_kind": kind}))
+                await self._apply_batch(batch)
             except Exception:
-                out.append(None)
-        return out
+                log.exception("ingest batch of %d failed; retrying one by one", len(batch))
+                for item in batch:
+                    try:
+                        await self._apply_batch([item])
+                    except Exception:
+                        log.exception("dropping agent event %s after a failed retry", item[1].type)
+            self._queue.task_done(len(batch))
 
     async def _next_batch(self) -> list[tuple[uuid.UUID, AgentEvent]]:
         """Wait for one event, then gather more (group commit): drain the queue, and while the
@@ -664,42 +609,32 @@ class WorkerManager:
                     break
         return batch
 
-    async def _apply_batch(self, batch: list[tuple[uuid.UUID, AgentEvent]],
-                           prepared: list[Any] | None = None) -> None:
-        """Append ``batch`` to the log and apply it to the worker and request projections, in one
-        transaction. ``prepared``: :meth:`_prepare`'s rows, by position (None: build them here)."""
+    async def _apply_batch(self, batch: list[tuple[uuid.UUID, AgentEvent]]) -> None:
         now = time.monotonic()
         async with self.db.session() as session:
             ids = {wid for wid, _ in batch}
             workers = {w.id: w for w in (await session.execute(_WORKERS_BY_ID, {"ids": list(ids)})).scalars()}
             ctx: dict[uuid.UUID, _BatchWorker] = {}
             info = log.isEnabledFor(logging.INFO)
-            deferred = session.info.setdefault(event_log.DEFERRED_KEY, [])  # _apply's events join it in order
-            for i, (worker_id, ev) in enumerate(batch):
+            defer = event_log.defer
+            for worker_id, ev in batch:
                 bw = ctx.get(worker_id)
                 if bw is None:
                     worker = workers.get(worker_id)
                     if worker is None:
                         continue
                     bw = ctx[worker_id] = _BatchWorker(worker, str(worker.id), worker.workspace_id, worker.kind)
-                    if worker_id not in self._worker_rows:  # a worker's workspace and kind never change
-                        self._worker_rows[worker_id] = (worker.workspace_id, worker.workspace_id.hex, bw.id_str,
-                                                        worker.kind)
                 bw.last_at = ev.at
-                row = prepared[i] if prepared is not None else None
                 if ev.type in _PLAIN_TYPES:  # the bulk of a stream: logged, no projection of the worker row
-                    if row is not None:
-                        deferred.append(row)
-                    else:
-                        event_log.defer(session, workspace_id=bw.workspace_id, event_type=ev.type,
-                                        entity_type="worker", entity_id=bw.id_str, at=ev.at, convert=False,
-                                        payload={**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id,
-                                                 "agent_kind": bw.kind})
+                    defer(session, workspace_id=bw.workspace_id, event_type=ev.type,
+                                    entity_type="worker", entity_id=bw.id_str, at=ev.at, convert=False,
+                                    payload={**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id,
+                                             "agent_kind": bw.kind})
                     if info and ev.type not in _DELTA_TYPES:
                         log.info("worker %s %s %s", bw.id_str, ev.type,
                                  {k: v for k, v in ev.payload.items() if k != "input"})
                 else:
-                    await self._apply(session, bw, ev, info, row)
+                    await self._apply(session, bw, ev, info)
             for bw in ctx.values():  # once per worker and batch, not per event (the last event's time)
                 if bw.last_at is not None:
                     bw.worker.last_event_at = bw.last_at
@@ -711,16 +646,33 @@ class WorkerManager:
         for fn in self.on_committed:
             fn(batch)
 
-    async def _apply(self, session: AsyncSession, bw: _BatchWorker, ev: AgentEvent, info: bool,
-                     row: dict[str, Any] | None = None) -> None:
-        """Append one agent event (``row``: its prepared log row, if any) and apply it to the worker
-        and request projections."""
+    async def _apply(self, session: AsyncSession, bw: _BatchWorker, ev: AgentEvent, info: bool) -> None:
+        """Append one agent event and apply it to the worker and request projections."""
         worker = bw.worker
+        payload = {**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id, "agent_kind": bw.kind}
         live = self.agents.get(worker.id)
-        if row is not None:
-            event_log.defer_row(session, row)
-        else:
-            await self._log_event(session, bw, ev, live)
+        if ev.type == "turn.started" and not payload.get("prompt") and live is not None:
+            payload["prompt"] = live.prompt
+        if ev.type == "approval.requested":
+            approval = _record_approval(session, worker, ev)
+            (await self._open_requests(session, worker))[str(ev.payload.get("request_id"))] = OpenRequest(
+                "approval", approval["id"], ev.turn_id, approval)
+            payload["approval_id"] = str(approval["id"])
+        elif ev.type == "question.requested":
+            question = _record_question(session, worker, ev)
+            (await self._open_requests(session, worker))[str(ev.payload.get("request_id"))] = OpenRequest(
+                "question", question["id"], ev.turn_id, question)
+            payload["question_id"] = str(question["id"])
+        event_log.defer(
+            session,
+            workspace_id=bw.workspace_id,
+            event_type=ev.type,
+            entity_type="worker",
+            entity_id=bw.id_str,
+            payload=payload,
+            at=ev.at,
+            convert=False,  # agent payloads are parsed JSON already: the hot path skips the walk
+        )
         if info and ev.type not in _DELTA_TYPES:
             log.info("worker %s %s %s", bw.id_str, ev.type, {k: v for k, v in ev.payload.items() if k != "input"})
         t = ev.type
@@ -768,35 +720,6 @@ class WorkerManager:
                 if worker.status != S.PAUSED:
                     await states.transition(session, worker, S.FAILED, reason=worker.last_error)
                     self._schedule_restart(worker.id, resume_turn=was_running)
-
-    async def _log_event(self, session: AsyncSession, bw: _BatchWorker, ev: AgentEvent,
-                         live: LiveAgent | None) -> None:
-        """Defer the event's log row, completed with what only the transaction knows: the prompt of a
-        turn the agent did not echo, the row id of a new approval or question (recorded here)."""
-        worker = bw.worker
-        payload = {**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id, "agent_kind": bw.kind}
-        if ev.type == "turn.started" and not payload.get("prompt") and live is not None:
-            payload["prompt"] = live.prompt
-        if ev.type == "approval.requested":
-            approval = _record_approval(session, worker, ev)
-            (await self._open_requests(session, worker))[str(ev.payload.get("request_id"))] = OpenRequest(
-                "approval", approval["id"], ev.turn_id, approval)
-            payload["approval_id"] = str(approval["id"])
-        elif ev.type == "question.requested":
-            question = _record_question(session, worker, ev)
-            (await self._open_requests(session, worker))[str(ev.payload.get("request_id"))] = OpenRequest(
-                "question", question["id"], ev.turn_id, question)
-            payload["question_id"] = str(question["id"])
-        event_log.defer(
-            session,
-            workspace_id=bw.workspace_id,
-            event_type=ev.type,
-            entity_type="worker",
-            entity_id=bw.id_str,
-            payload=payload,
-            at=ev.at,
-            convert=False,  # agent payloads are parsed JSON already: the hot path skips the walk
-        )
 
 
 _WORKERS_BY_ID = select(Worker).where(Worker.id.in_(bindparam("ids", expanding=True)))
