@@ -41,6 +41,18 @@ def machine() -> str:
     return f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} cpus, {platform.machine()}"
 
 
+def cpu_probe() -> float:
+    """Milliseconds of thread CPU for a fixed pure-Python loop (1M iterations): this VM's speed at the
+    moment (it drifts 2x within minutes; ~110 ms in its fast minutes). Print it beside a figure."""
+    import time
+
+    t = time.thread_time()
+    x = 0
+    for i in range(1_000_000):
+        x += i * i % 7
+    return (time.thread_time() - t) * 1000
+
+
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs) if xs else float("nan")
 

@@ -403,7 +403,9 @@ def main(argv: list[str] | None = None) -> int:
                         b = await baseline_pg(url, copies, args.batch)
                 return o, b
 
+            probe = C.cpu_probe()
             o, b = C.run(one_run, args.loop)
+            probe = (probe + C.cpu_probe()) / 2
             if prof is None:
                 ov.append(o)
                 base.append(b)
@@ -411,7 +413,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{o.log_rows / o.seconds:,.0f} events/s ({o.log_rows:,} log rows, {o.agent_events:,} agent "
                   f"events, {o.batches} batches, {o.published:,} published, {o.seconds:.2f} s, CPU {o.main_cpu:.2f} s loop thread / "
                   f"{o.process_cpu:.2f} s process); baseline "
-                  f"{b.log_rows / b.seconds:,.0f} rows/s ({b.seconds:.2f} s)", flush=True)
+                  f"{b.log_rows / b.seconds:,.0f} rows/s ({b.seconds:.2f} s); CPU probe {probe:.0f} ms",
+                  flush=True)
             if prof is not None:
                 s = io.StringIO()
                 pstats.Stats(prof, stream=s).sort_stats("tottime").print_stats(30)

@@ -44,6 +44,22 @@ async def _workspaces(db: Database, n: int) -> list[uuid.UUID]:
     return ids
 
 
+async def _two_running_workers(db: Database) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID, uuid.UUID]:
+    """Two workspaces with a RUNNING codex worker each: ``(ws_a, ws_b, worker_a, worker_b)``."""
+    ws_a, ws_b = await _workspaces(db, 2)
+    w1, w2 = uuid.uuid4(), uuid.uuid4()
+    async with db.session() as s:
+        for wid, ws in ((w1, ws_a), (w2, ws_b)):
+            s.add(Worker(id=wid, workspace_id=ws, kind="codex", name=f"w-{wid.hex[:6]}",
+                         status=WorkerStatus.RUNNING.value, config={}))
+    return ws_a, ws_b, w1, w2
+
+
+def _manager(db: Database, db_url: str, tmp_path: Path, **kwargs: Any) -> WorkerManager:
+    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", jwt_secret=JWT_KEY)  # type: ignore[arg-type]
+    return WorkerManager(db=db, settings=settings, clock=SystemClock(), **kwargs)
+
+
 def _published(db: Database) -> list[PublishedEvent]:
     got: list[PublishedEvent] = []
     db.bus.add_listener(got.append)
@@ -130,15 +146,9 @@ async def test_a_naive_datetime_is_refused_and_nothing_is_stored(db: Database) -
 
 async def test_a_batch_of_two_workers_interleaved_keeps_each_workers_order(db: Database, db_url: str,
                                                                          tmp_path: Path) -> None:
-    ws_a, ws_b = await _workspaces(db, 2)
-    w1, w2 = uuid.uuid4(), uuid.uuid4()
-    async with db.session() as s:
-        for wid, ws in ((w1, ws_a), (w2, ws_b)):
-            s.add(Worker(id=wid, workspace_id=ws, kind="codex", name=f"w-{wid.hex[:6]}",
-                         status=WorkerStatus.RUNNING.value, config={}))
+    ws_a, ws_b, w1, w2 = await _two_running_workers(db)
     published = _published(db)
-    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", jwt_secret=JWT_KEY)  # type: ignore[arg-type]
-    manager = WorkerManager(db=db, settings=settings, clock=SystemClock())
+    manager = _manager(db, db_url, tmp_path)
     t0 = datetime.now(UTC)
     batch: list[tuple[uuid.UUID, AgentEvent]] = []
     for i in range(60):
@@ -200,8 +210,7 @@ async def test_withdrawn_requests_expire_in_place_unless_a_person_answered_first
     async with db.session() as s:
         s.add(Worker(id=wid, workspace_id=ws, kind="codex", name="w-exp", status=WorkerStatus.RUNNING.value,
                      config={}))
-    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", jwt_secret=JWT_KEY)  # type: ignore[arg-type]
-    manager = WorkerManager(db=db, settings=settings, clock=SystemClock())
+    manager = _manager(db, db_url, tmp_path)
 
     def ev(kind: str, rid: str, **payload: Any) -> tuple[uuid.UUID, AgentEvent]:
         return wid, AgentEvent(type=kind, thread_id="th", turn_id="t1", payload={"request_id": rid, **payload})
@@ -269,15 +278,9 @@ async def test_the_ingest_loop_commits_many_small_batches_in_queue_order(db: Dat
     events of two workers, log-only and stateful mixed, land in the log and on the bus exactly in queue
     order, each stored as built (payload, time, workspace), the stored JSON text as ``storable_json``
     renders it."""
-    ws_a, ws_b = await _workspaces(db, 2)
-    w1, w2 = uuid.uuid4(), uuid.uuid4()
-    async with db.session() as s:
-        for wid, ws in ((w1, ws_a), (w2, ws_b)):
-            s.add(Worker(id=wid, workspace_id=ws, kind="codex", name=f"w-{wid.hex[:6]}",
-                         status=WorkerStatus.RUNNING.value, config={}))
+    ws_a, ws_b, w1, w2 = await _two_running_workers(db)
     published = _published(db)
-    settings = Settings(database_url=db_url, data_dir=tmp_path / "data", jwt_secret=JWT_KEY)  # type: ignore[arg-type]
-    manager = WorkerManager(db=db, settings=settings, clock=SystemClock(), batch_max=7)
+    manager = _manager(db, db_url, tmp_path, batch_max=7)
     await manager.start()
     t0 = datetime.now(UTC)
     sent: list[tuple[uuid.UUID, AgentEvent]] = []
