@@ -122,12 +122,21 @@ _KEYS: dict[Any, str] = {}
 Python code, the dict lookup is not. Bounded: cleared when it grows past 10,000 entries."""
 
 
+_LAST_KEY: list[Any] = [None, ""]
+"""The last ``(value, text)`` of :func:`_key`: a batch's events share one UUID object per workspace, and
+an identity check skips ``UUID.__hash__`` (Python code) on the dict lookup."""
+
+
 def _key(value: Any) -> str:
+    last = _LAST_KEY
+    if value is last[0]:
+        return last[1]  # type: ignore[no-any-return]
     key = _KEYS.get(value)
     if key is None:
         if len(_KEYS) > 10_000:
             _KEYS.clear()
         key = _KEYS[value] = str(value)
+    last[0], last[1] = value, key
     return key
 
 
@@ -406,13 +415,20 @@ def reduce_many(state: OpsState, events: Sequence[EventLike]) -> OpsState:
     does what activity changes (a stalled thread runs again); every later one only writes the same
     fields (last event id, last activity time) with its own values, so the run's last event leaves
     them as all of them would."""
-    keys = [_liveness_key(ev) for ev in events]
-    last = len(events) - 1
-    for i, ev in enumerate(events):
-        key = keys[i]
-        if key is not None and 0 < i < last and keys[i - 1] == key and keys[i + 1] == key:
+    run_key: tuple[Any, ...] | None = None
+    held: EventLike | None = None  # the latest event of the current run, not reduced yet
+    for ev in events:
+        key = _liveness_key(ev)
+        if key is not None and key == run_key:
+            held = ev
             continue
+        if held is not None:
+            reduce(state, held)
+            held = None
         reduce(state, ev)
+        run_key = key
+    if held is not None:
+        reduce(state, held)
     return state
 
 

@@ -617,19 +617,22 @@ class WorkerManager:
             ctx: dict[uuid.UUID, _BatchWorker] = {}
             info = log.isEnabledFor(logging.INFO)
             defer = event_log.defer
+            last_id: uuid.UUID | None = None
+            bw: _BatchWorker | None = None
             for worker_id, ev in batch:
-                bw = ctx.get(worker_id)
-                if bw is None:
-                    worker = workers.get(worker_id)
-                    if worker is None:
-                        continue
-                    bw = ctx[worker_id] = _BatchWorker(worker, str(worker.id), worker.workspace_id, worker.kind)
+                if worker_id is not last_id:  # events come in runs of one worker: no UUID hash per event
+                    last_id = worker_id
+                    bw = ctx.get(worker_id)
+                    if bw is None and (worker := workers.get(worker_id)) is not None:
+                        bw = ctx[worker_id] = _BatchWorker(worker, str(worker.id), worker.workspace_id, worker.kind)
+                if bw is None:  # the worker row is gone (deleted with its workspace)
+                    continue
                 bw.last_at = ev.at
                 if ev.type in _PLAIN_TYPES:  # the bulk of a stream: logged, no projection of the worker row
-                    defer(session, workspace_id=bw.workspace_id, event_type=ev.type,
-                                    entity_type="worker", entity_id=bw.id_str, at=ev.at, convert=False,
-                                    payload={**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id,
-                                             "agent_kind": bw.kind})
+                    defer(session, workspace_id=bw.workspace_id, event_type=ev.type, entity_type="worker",
+                          entity_id=bw.id_str, at=ev.at, convert=False,
+                          payload={**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id,
+                                   "agent_kind": bw.kind})
                     if info and ev.type not in _DELTA_TYPES:
                         log.info("worker %s %s %s", bw.id_str, ev.type,
                                  {k: v for k, v in ev.payload.items() if k != "input"})
