@@ -46,8 +46,20 @@ def _row(view: Any) -> dict[str, Any]:
     return {n: getattr(view, n) for n in names}
 
 
+_UUIDS: dict[str, uuid.UUID] = {}
+"""Parsed ids of the views' text keys (workspaces, workers: few, written every batch). Bounded: cleared
+past 10,000 entries."""
+
+
 def _uuid(v: str | None) -> uuid.UUID | None:
-    return uuid.UUID(v) if v else None
+    if not v:
+        return None
+    u = _UUIDS.get(v)
+    if u is None:
+        if len(_UUIDS) > 10_000:
+            _UUIDS.clear()
+        u = _UUIDS[v] = uuid.UUID(v)
+    return u
 
 
 class OpsPipeline:
@@ -127,16 +139,16 @@ class OpsPipeline:
         for kind, key in sorted(st.dirty):  # a fixed lock order across transactions
             if kind == "workspace" and key in st.workspaces:
                 w = _row(st.workspaces[key])
-                w["workspace_id"] = uuid.UUID(key)
+                w["workspace_id"] = _uuid(key)
                 ws_rows.append(w)
             elif kind == "thread" and key in st.threads:
                 t = _row(st.threads[key])
-                t["workspace_id"] = uuid.UUID(t["workspace_id"])
+                t["workspace_id"] = _uuid(t["workspace_id"])
                 t["worker_id"] = _uuid(t["worker_id"])
                 th_rows.append(t)
             elif kind == "signal" and key in st.signals:
                 s = _row(st.signals[key])
-                s["workspace_id"] = uuid.UUID(s["workspace_id"])
+                s["workspace_id"] = _uuid(s["workspace_id"])
                 sig_rows.append(s)
         await upsert(session, OpsWorkspace.__table__, ws_rows, ["workspace_id"])  # type: ignore[arg-type]
         await upsert(session, OpsThread.__table__, th_rows, ["thread_id"])  # type: ignore[arg-type]

@@ -33,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from overseer.clock import Clock
 from overseer.config import Settings
 from overseer.db.engine import Database
+from overseer.db.upsert import upsert
 from overseer.errors import AgentUnavailable, Conflict, InvalidStateTransition
 from overseer.events import log as event_log
 from overseer.jobs.mcp_server import mcp_server_spec
@@ -784,10 +785,12 @@ async def _insert_new_requests(session: AsyncSession) -> None:
     await session.flush()  # the worker rows first, as the ORM unit of work ordered them (lock order)
     approvals = [r for r in rows.values() if "diff" in r]
     questions = [r for r in rows.values() if "questions" in r]
+    # Fresh uuid4 keys never conflict: the upsert is an insert through its driver-level SQLite path
+    # (SQLAlchemy's per-row parameter processing showed in the ingest's profile).
     if approvals:
-        await session.execute(insert(PendingApproval.__table__), approvals)  # type: ignore[arg-type]
+        await upsert(session, PendingApproval.__table__, approvals, ["id"])  # type: ignore[arg-type]
     if questions:
-        await session.execute(insert(OpenQuestion.__table__), questions)  # type: ignore[arg-type]
+        await upsert(session, OpenQuestion.__table__, questions, ["id"])  # type: ignore[arg-type]
 
 
 async def _confirm_expiries(session: AsyncSession) -> None:
