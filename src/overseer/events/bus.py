@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple
+
+from overseer.queues import Inbox
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class PublishedEvent(NamedTuple):
 Predicate = Callable[[PublishedEvent], bool]
 
 
-class FanoutQueue:
+class FanoutQueue(Inbox[PublishedEvent]):
     """One subscriber's bounded FIFO: what the stream uses of ``asyncio.Queue`` (``put_nowait``,
     ``get``, ``get_nowait``, ``empty``, ``qsize``, ``full``; ``asyncio.QueueFull`` / ``QueueEmpty``), for
     one consumer, plus :meth:`put_many`, which takes a committed batch in one call.
@@ -60,18 +61,11 @@ class FanoutQueue:
     unbounded. A ``get`` cancelled while waiting takes nothing (items leave only by being returned).
     """
 
-    __slots__ = ("_getter", "_items", "maxsize")
+    __slots__ = ("maxsize",)
 
     def __init__(self, maxsize: int = 0) -> None:
-        self._items: deque[PublishedEvent] = deque()
-        self._getter: asyncio.Future[None] | None = None
+        super().__init__()
         self.maxsize = maxsize
-
-    def qsize(self) -> int:
-        return len(self._items)
-
-    def empty(self) -> bool:
-        return not self._items
 
     def full(self) -> bool:
         return 0 < self.maxsize <= len(self._items)
@@ -79,35 +73,22 @@ class FanoutQueue:
     def put_nowait(self, item: PublishedEvent) -> None:
         if 0 < self.maxsize <= len(self._items):
             raise asyncio.QueueFull
-        self._items.append(item)
-        self._wake()
+        super().put_nowait(item)
 
     def put_many(self, items: list[PublishedEvent]) -> bool:
         """Append ``items`` in order, as many as fit; False when some did not (the queue is full)."""
         room = self.maxsize - len(self._items) if self.maxsize > 0 else len(items)
         fits = len(items) <= room
         self._items.extend(items if fits else items[:max(room, 0)])
-        self._wake()
+        getter = self._getter
+        if getter is not None and not getter.done() and self._items:
+            getter.set_result(None)
         return fits
 
     def get_nowait(self) -> PublishedEvent:
         if not self._items:
             raise asyncio.QueueEmpty
         return self._items.popleft()
-
-    async def get(self) -> PublishedEvent:
-        while not self._items:
-            self._getter = asyncio.get_running_loop().create_future()
-            try:
-                await self._getter
-            finally:
-                self._getter = None
-        return self._items.popleft()
-
-    def _wake(self) -> None:
-        getter = self._getter
-        if getter is not None and not getter.done() and self._items:
-            getter.set_result(None)
 
 
 @dataclass(eq=False)

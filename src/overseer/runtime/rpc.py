@@ -49,9 +49,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from overseer import jsoncodec
+from overseer.queues import Inbox
 from overseer.runtime.agent import AgentError
 from overseer.runtime.process import AgentProcess, ProcessExit
-from overseer.runtime.queues import Inbox
 
 logger = logging.getLogger(__name__)
 

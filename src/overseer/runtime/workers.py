@@ -44,6 +44,7 @@ from overseer.errors import AgentUnavailable, Conflict, InvalidStateTransition
 from overseer.events import log as event_log
 from overseer.jobs.mcp_server import mcp_server_spec
 from overseer.ops.models import ApprovalStatus, OpenQuestion, PendingApproval, QuestionStatus
+from overseer.queues import TrackedInbox
 from overseer.runtime.agent import (
     AgentBinaryError,
     AgentConfig,
@@ -54,7 +55,6 @@ from overseer.runtime.agent import (
     ApprovalDecision,
     EventSink,
 )
-from overseer.runtime.queues import TrackedInbox
 from overseer.workers import states
 from overseer.workers.models import Worker, WorkerStatus
 from overseer.workspaces.models import Workspace

@@ -2,8 +2,9 @@
 
 ``Inbox`` is the part of an unbounded ``asyncio.Queue`` the runtime uses (``put_nowait``, ``get``,
 ``empty``, ``qsize``) with less work per item; ``TrackedInbox`` adds ``task_done``/``join`` (so callers
-can wait until everything queued has been handled) and ``take`` (move many items at once).
-One consumer only: a second concurrent ``get`` is not supported.
+can wait until everything queued has been handled) and ``take`` (move many items at once);
+``events.bus.FanoutQueue`` adds a bound for each bus subscriber. One consumer only: a second
+concurrent ``get`` is not supported.
 """
 
 from __future__ import annotations
