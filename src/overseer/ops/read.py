@@ -204,7 +204,28 @@ async def snapshot(session: AsyncSession, *, principal: Principal) -> dict[str, 
     }
 
 
-class _TextId(UserDefinedType[str]):
+class _AsText(UserDefinedType[str]):
+    """A column read straight as the text the snapshot renders (subclasses: :meth:`text`, None kept)."""
+
+    cache_ok = True
+    spec = ""
+
+    def get_col_spec(self, **kw: Any) -> str:  # pragma: no cover - only used in selects, never in DDL
+        return self.spec
+
+    def result_processor(self, dialect: Any, coltype: Any) -> Any:
+        text = self.text
+
+        def process(v: Any) -> str | None:
+            return None if v is None else text(v)
+        return process
+
+    @staticmethod
+    def text(v: Any) -> str:
+        raise NotImplementedError
+
+
+class _TextId(_AsText):
     """A ``Uuid`` column read straight as its text (``8-4-4-4-12``, what ``str(uuid.UUID)`` gives).
 
     The snapshot renders every id it reads; on SQLite, where the column holds ``uuid.hex``, building a
@@ -212,23 +233,18 @@ class _TextId(UserDefinedType[str]):
     is printed with ``str``. ``tests/integration/test_snapshot.py`` checks the text equals the ORM's.
     """
 
-    cache_ok = True
+    cache_ok = True  # SQLAlchemy reads it from each class's own __dict__
+    spec = "UUID"
 
-    def get_col_spec(self, **kw: Any) -> str:  # pragma: no cover - only used in selects, never in DDL
-        return "UUID"
-
-    def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        def process(v: Any) -> str | None:
-            if v is None:
-                return None
-            if type(v) is str and len(v) == 32:  # SQLite: CHAR(32) hex
-                v = v.lower()
-                return f"{v[:8]}-{v[8:12]}-{v[12:16]}-{v[16:20]}-{v[20:]}"
-            return str(v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)))  # asyncpg's UUID prints in C
-        return process
+    @staticmethod
+    def text(v: Any) -> str:
+        if type(v) is str and len(v) == 32:  # SQLite: CHAR(32) hex
+            v = v.lower()
+            return f"{v[:8]}-{v[8:12]}-{v[12:16]}-{v[16:20]}-{v[20:]}"
+        return str(v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)))  # asyncpg's UUID prints in C
 
 
-class _TextTime(UserDefinedType[str]):
+class _TextTime(_AsText):
     """A ``UTCDateTime`` column read straight as ``datetime.isoformat()`` of the aware UTC value.
 
     SQLite holds SQLAlchemy's ``YYYY-MM-DD HH:MM:SS.ffffff`` (naive UTC) text: rewritten without parsing
@@ -237,20 +253,15 @@ class _TextTime(UserDefinedType[str]):
     """
 
     cache_ok = True
+    spec = "TIMESTAMP"
 
-    def get_col_spec(self, **kw: Any) -> str:  # pragma: no cover - only used in selects, never in DDL
-        return "TIMESTAMP"
-
-    def result_processor(self, dialect: Any, coltype: Any) -> Any:
-        def process(v: Any) -> str | None:
-            if v is None:
-                return None
-            if type(v) is str:
-                if len(v) == 26 and v[10] == " " and v[19] == ".":
-                    return f"{v[:10]}T{v[11:19]}{'' if v[20:] == '000000' else v[19:]}+00:00"
-                v = datetime.fromisoformat(v)
-            return (v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)).isoformat()
-        return process
+    @staticmethod
+    def text(v: Any) -> str:
+        if type(v) is str:
+            if len(v) == 26 and v[10] == " " and v[19] == ".":
+                return f"{v[:10]}T{v[11:19]}{'' if v[20:] == '000000' else v[19:]}+00:00"
+            v = datetime.fromisoformat(v)
+        return (v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)).isoformat()
 
 
 def _text_id(column: Any) -> Any:
