@@ -135,7 +135,7 @@ def main() -> int:
     def insert() -> None:
         for k in range(0, len(params), 500):
             conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(event_log._SQLITE_INSERT, params[k:k + 500])
+            conn.executemany(event_log._SQLITE_INSERT_HEAD + "(?, ?, ?, ?, ?, ?)", params[k:k + 500])
             conn.execute("COMMIT")
 
     report.append(("sqlite insert", best(insert, args.repeat)))

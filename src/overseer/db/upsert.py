@@ -2,8 +2,9 @@
 
 On SQLite the rows are encoded here, column by column, exactly as SQLAlchemy's column types bind
 them (``Uuid`` -> 32 hex digits, ``UTCDateTime`` -> naive UTC text with microseconds, ``JSON`` -> the
-engine's serializer, ``Boolean`` -> 0/1) and sent as one driver-level ``executemany``: SQLAlchemy's
-per-row bind processing cost more than the statement (the projections are upserted on every ingest
+engine's serializer, ``Boolean`` -> 0/1) and sent as multi-row statements on the driver connection
+(:func:`overseer.db.sqlite_rows.insert_rows`): SQLAlchemy's per-row bind processing cost more than
+the statement (the projections are upserted on every ingest
 batch; ``benchmarks/pipeline.py``). A table with a column type not listed falls back to the Core
 statement. ``tests/integration/test_upsert.py`` checks both paths store the same bytes.
 """
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from overseer.db.base import UTCDateTime, sqlite_datetime
+from overseer.db.sqlite_rows import insert_rows
 from overseer.jsoncodec import dumps as _json_dumps
 
 _STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
@@ -86,9 +88,9 @@ def _sqlite_plan(table: Table, cols: tuple[str, ...], key: tuple[str, ...]) -> A
             encoders.append(enc)
         else:
             updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in key)
-            sql = (f'INSERT INTO "{table.name}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) '
-                   f'VALUES ({", ".join("?" for _ in cols)}) '
-                   f'ON CONFLICT ({", ".join(key)}) DO ' + (f"UPDATE SET {updates}" if updates else "NOTHING"))
+            sql = (f'INSERT INTO "{table.name}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) VALUES ',
+                   len(cols),
+                   f' ON CONFLICT ({", ".join(key)}) DO ' + (f"UPDATE SET {updates}" if updates else "NOTHING"))
             plan = (sql, tuple(zip(cols, encoders, strict=True)))
         _SQLITE_PLANS[cache_key] = plan
     return plan
@@ -106,9 +108,8 @@ async def upsert(session: AsyncSession, table: Table, rows: Sequence[dict[str, A
     if dialect == "sqlite":
         plan = _sqlite_plan(table, cols, tuple(key))
         if plan:
-            sql, encoders = plan
+            (head, ncols, tail), encoders = plan
             params = [tuple(r[c] if enc is None else enc(r[c]) for c, enc in encoders) for r in rows]
-            conn = await session.connection()
-            await conn.exec_driver_sql(sql, params)  # type: ignore[arg-type]
+            await insert_rows(session, head, ncols, tail, params)
             return
     await session.execute(_statement(dialect, table, cols, tuple(key)), list(rows))

@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from overseer.clock import utcnow
 from overseer.db.base import sqlite_datetime
 from overseer.db.engine import OUTBOX_KEY, json_dumps
+from overseer.db.sqlite_rows import insert_rows
 from overseer.events.bus import PublishedEvent
 from overseer.events.models import Event
 
@@ -118,13 +119,13 @@ async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
         return []
     await _lock_event_order(session)
     if session.get_bind().dialect.name == "sqlite":
-        # One driver-level executemany of pre-encoded tuples, no RETURNING: SQLAlchemy's per-row bind
-        # processing (Uuid, UTCDateTime, JSON) costs more than the insert itself. The transaction holds
-        # SQLite's only write lock from its first write, and ``events.id`` is the rowid (max + 1), so
-        # the new ids are the contiguous run ending at last_insert_rowid().
-        conn = await session.connection()
-        await conn.exec_driver_sql(_SQLITE_INSERT, _sqlite_params(rows))
-        last = int((await conn.exec_driver_sql("SELECT last_insert_rowid()")).scalar_one())
+        # Pre-encoded tuples in multi-row INSERTs on the driver connection (db/sqlite_rows.py), no
+        # RETURNING: SQLAlchemy's per-row bind processing (Uuid, UTCDateTime, JSON) costs more than the
+        # insert itself. The transaction holds SQLite's only write lock from its first write, and
+        # ``events.id`` is the rowid (max + 1), so the new ids are the contiguous run ending at the
+        # last inserted rowid.
+        last = await insert_rows(session, _SQLITE_INSERT_HEAD, 6, "", _sqlite_params(rows))
+        assert last is not None
         ids = range(last - len(rows) + 1, last + 1)
     else:
         for r in rows:
@@ -141,8 +142,7 @@ async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
 
 _NEW_PUBLISHED = partial(tuple.__new__, PublishedEvent)
 _ROW_FIELDS = operator.itemgetter("workspace_id", "event_type", "entity_type", "entity_id", "payload", "created_at")
-_SQLITE_INSERT = ("INSERT INTO events (workspace_id, event_type, entity_type, entity_id, payload, created_at)"
-                  " VALUES (?, ?, ?, ?, ?, ?)")
+_SQLITE_INSERT_HEAD = "INSERT INTO events (workspace_id, event_type, entity_type, entity_id, payload, created_at) VALUES "
 
 
 _NUL_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u0000")
