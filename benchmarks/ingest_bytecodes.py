@@ -31,11 +31,29 @@ class OpcodeCounter:
 
     def __init__(self) -> None:
         self.counts: collections.Counter[CodeType] = collections.Counter()
+        self.by_caller: collections.Counter[CodeType] = collections.Counter()
+        """Bytecodes of library code (SQLAlchemy, aiosqlite, the stdlib) by the nearest Overseer
+        function up the stack that led to them."""
 
     def _global(self, frame: FrameType, event: str, arg: Any) -> Any:
         frame.f_trace_opcodes = True
         frame.f_trace_lines = False
-        return self._local
+        if "/src/overseer/" in frame.f_code.co_filename:
+            return self._local
+        caller: FrameType | None = frame.f_back
+        while caller is not None and "/src/overseer/" not in caller.f_code.co_filename:
+            caller = caller.f_back
+        if caller is None:
+            return self._local
+        owner, counts, by_caller = caller.f_code, self.counts, self.by_caller
+
+        def local(frame: FrameType, event: str, arg: Any) -> Any:
+            if event == "opcode":
+                counts[frame.f_code] += 1
+                by_caller[owner] += 1
+            return local
+
+        return local
 
     def _local(self, frame: FrameType, event: str, arg: Any) -> Any:
         if event == "opcode":
@@ -84,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"    {n / rows:8.1f}  {name}")
     print("  by function (bytecodes per event):")
     for code, n in counter.counts.most_common(args.top):
+        print(f"    {n / rows:8.1f}  {code.co_name} ({_where(code.co_filename)}:{code.co_firstlineno})")
+    print("  library bytecodes (SQLAlchemy, aiosqlite, stdlib) by the Overseer function that called them:")
+    for code, n in counter.by_caller.most_common(args.top // 2):
         print(f"    {n / rows:8.1f}  {code.co_name} ({_where(code.co_filename)}:{code.co_firstlineno})")
     return 0
 

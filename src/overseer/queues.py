@@ -58,7 +58,10 @@ class TrackedInbox(Inbox[T]):
         if not self._unfinished:
             self._done.clear()
         self._unfinished += 1
-        super().put_nowait(item)
+        self._items.append(item)  # Inbox.put_nowait inlined: one call per agent event
+        getter = self._getter
+        if getter is not None and not getter.done():
+            getter.set_result(None)
 
     def take(self, batch: list[T], n: int) -> None:
         """Move up to ``n`` queued items to the end of ``batch``, in order."""

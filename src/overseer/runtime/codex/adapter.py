@@ -642,19 +642,34 @@ def _text_input(prompt: str) -> list[dict[str, Any]]:
 
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+_SNAKE: dict[str, str] = {}
+"""camelCase field name -> its snake_case spelling (computed once per name: a regex per lookup was a
+visible part of the ingest's bytecodes, ``benchmarks/ingest_bytecodes.py``)."""
+_MISSING = object()
 
 
 def _get(obj: Any, camel: str) -> Any:
     """``obj[camel]``, else ``obj[snake_case(camel)]``, else None (also None for non-dicts)."""
     if not isinstance(obj, dict):
         return None
-    if camel in obj:
-        return obj[camel]
-    return obj.get(_CAMEL.sub("_", camel).lower())
+    value = obj.get(camel, _MISSING)
+    if value is not _MISSING:
+        return value
+    snake = _SNAKE.get(camel)
+    if snake is None:
+        snake = _SNAKE[camel] = _CAMEL.sub("_", camel).lower()
+    return obj.get(snake)
 
 
 def _ids(params: dict[str, Any]) -> tuple[str | None, str | None]:
-    thread_id, turn_id = _get(params, "threadId"), _get(params, "turnId")
+    """``(threadId, turnId)`` of a notification's params (each None unless a string); ``_get`` inlined:
+    it runs for every notification."""
+    thread_id = params.get("threadId", _MISSING)
+    if thread_id is _MISSING:
+        thread_id = params.get("thread_id")
+    turn_id = params.get("turnId", _MISSING)
+    if turn_id is _MISSING:
+        turn_id = params.get("turn_id")
     return (thread_id if isinstance(thread_id, str) else None, turn_id if isinstance(turn_id, str) else None)
 
 
