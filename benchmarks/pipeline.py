@@ -156,11 +156,13 @@ class Result:
 
 async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch: int, chunk: int,
                        profile: cProfile.Profile | None, phases: bool = False) -> Result:
-    engine = make_engine(url)
-    db = Database(engine, EventBus())
-    OpsPipeline(db).install()
     tmp = tempfile.mkdtemp(prefix="overseer-bench-data-")
     settings = Settings(database_url=url, data_dir=Path(tmp), jwt_secret=C.JWT_KEY)  # type: ignore[arg-type]
+    # the database as the app's lifespan opens it (incl. the background WAL checkpointer on SQLite)
+    engine = make_engine(url, background_checkpoint=settings.sqlite_checkpoint_interval_s > 0)
+    db = Database(engine, EventBus())
+    await db.start_checkpointer(settings.sqlite_checkpoint_interval_s)
+    OpsPipeline(db).install()
     manager = WorkerManager(db=db, settings=settings, clock=SystemClock(), batch_max=batch)
     gate = asyncio.Event()
     if phases:  # hold the ingest loop until every line is normalized and queued: two separate phases

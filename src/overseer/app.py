@@ -69,10 +69,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = make_engine(settings.resolved_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms)
+        engine = make_engine(settings.resolved_database_url, sqlite_busy_timeout_ms=settings.sqlite_busy_timeout_ms,
+                             background_checkpoint=settings.sqlite_checkpoint_interval_s > 0)
         if migrate_on_start:
             await migrate.upgrade(engine)
         db = Database(engine, EventBus())
+        await db.start_checkpointer(settings.sqlite_checkpoint_interval_s)
         ops = OpsPipeline(db)
         ops.install()
         app.state.db = db

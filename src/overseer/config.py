@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     public_url: str | None = None
     """The URL agents and browsers use to reach this server. Default ``http://<host>:<port>``."""
     sqlite_busy_timeout_ms: int = 5000
+    sqlite_checkpoint_interval_s: float = 0.5
+    """SQLite: checkpoint the WAL this often from a background connection (``db/checkpoint.py``), so that
+    commits do not pay for it; 0 leaves it to SQLite (inside a commit every 1,000 pages)."""
 
     # Supervisors (TKT-001, TSK-003)
     supervisor_heartbeat_interval_s: float = 30.0

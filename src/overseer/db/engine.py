@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from overseer.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from overseer.jsoncodec import dumps as _dumps
 from overseer.jsoncodec import loads as _loads
 
@@ -36,8 +37,12 @@ def json_dumps(value: Any) -> str:
 _json_dumps = json_dumps
 
 
-def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False) -> AsyncEngine:
-    """Create the async engine; on SQLite enable WAL, foreign keys and a busy timeout per connection."""
+def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False,
+                background_checkpoint: bool = False) -> AsyncEngine:
+    """Create the async engine; on SQLite enable WAL, foreign keys and a busy timeout per connection.
+
+    ``background_checkpoint``: a :class:`~overseer.db.checkpoint.WalCheckpointer` will checkpoint the
+    WAL (``Database.start_checkpointer``), so the connections' own threshold is raised to its backstop."""
     kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps, "json_deserializer": _loads}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
@@ -53,6 +58,8 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = Fa
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute(f"PRAGMA busy_timeout={int(sqlite_busy_timeout_ms)}")
             cur.execute("PRAGMA synchronous=NORMAL")
+            if background_checkpoint:
+                cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
             cur.close()
 
     return engine
@@ -68,6 +75,7 @@ class Database:
         self.before_commit: list[Callable[[AsyncSession, list[Any]], Awaitable[None]]] = []
         """Run inside the transaction, after deferred events are inserted, with the outbox (id order)."""
         self.on_rollback: list[Callable[[], None]] = []
+        self.checkpointer: WalCheckpointer | None = None
 
     @property
     def dialect(self) -> str:
@@ -111,5 +119,17 @@ class Database:
         async with self.sessionmaker() as session:
             yield session
 
+    async def start_checkpointer(self, interval_s: float) -> None:
+        """On a file-backed SQLite database, checkpoint the WAL every ``interval_s`` seconds from a
+        connection of its own (``db/checkpoint.py``; pair with ``make_engine(background_checkpoint=True)``).
+        No-op on PostgreSQL, in-memory SQLite or ``interval_s <= 0``."""
+        url = self.engine.url.render_as_string(hide_password=False)
+        if self.checkpointer is None and interval_s > 0 and WalCheckpointer.applies_to(url):
+            self.checkpointer = WalCheckpointer(url, interval_s=interval_s)
+            await self.checkpointer.start()
+
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
+            self.checkpointer = None
         await self.engine.dispose()
