@@ -208,7 +208,7 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
     conns: list[JsonRpcConnection] = []
     for wid in worker_ids:
         def make_sink(worker_id: uuid.UUID) -> Any:
-            async def sink(ev: AgentEvent) -> None:  # == the sink WorkerManager.launch gives adapters
+            def sink(ev: AgentEvent) -> None:  # == the sink WorkerManager.launch gives adapters
                 manager._queue.put_nowait((worker_id, ev))
             return sink
 

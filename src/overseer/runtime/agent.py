@@ -64,7 +64,10 @@ class AgentEvent:
     at: datetime = field(default_factory=partial(datetime.now, UTC))  # a C call, no lambda frame
 
 
-EventSink = Callable[[AgentEvent], Awaitable[None]]
+EventSink = Callable[[AgentEvent], Awaitable[None] | None]
+"""Where an adapter reports its events, in order. A coroutine function, or a plain function (the
+worker manager's: it only queues the event), which adapters call without the await (one coroutine
+less per agent event on the ingest's hot path)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -287,7 +287,7 @@ class WorkerManager:
         if live and live.session.alive:
             return live
 
-        async def sink(ev: AgentEvent) -> None:
+        def sink(ev: AgentEvent) -> None:  # a plain function: adapters call it without an await
             self._queue.put_nowait((worker_id, ev))
 
         agent = self.agent_factory(config, sink)

@@ -879,7 +879,9 @@ class ClaudeSession:
     async def _emit(self, type_: str, payload: dict[str, Any], *, turn_id: str | None = None) -> None:
         event = AgentEvent(type=type_, thread_id=self._session_id, turn_id=turn_id or self._turn_id, payload=payload)
         try:
-            await self._sink(event)
+            pending = self._sink(event)
+            if pending is not None:
+                await pending
         except Exception:
             logger.exception("claude: event sink failed on %s", type_)
 

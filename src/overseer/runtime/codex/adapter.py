@@ -569,7 +569,9 @@ class CodexSession:
     async def _emit(self, type_: str, thread_id: str | None = None, turn_id: str | None = None,
                     payload: dict[str, Any] | None = None) -> None:
         try:
-            await self._sink(AgentEvent(type=type_, thread_id=thread_id, turn_id=turn_id, payload=payload or {}))
+            pending = self._sink(AgentEvent(type=type_, thread_id=thread_id, turn_id=turn_id, payload=payload or {}))
+            if pending is not None:
+                await pending
         except Exception:
             logger.exception("codex: event sink failed for %s", type_)
 
