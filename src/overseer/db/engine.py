@@ -29,7 +29,7 @@ OUTBOX_KEY = "overseer.outbox"
 
 def json_dumps(value: Any) -> str:
     """The JSON text of JSON columns (the engine's ``json_serializer``; the raw SQLite event insert
-    uses it too): compact UTF-8 JSON from :func:`overseer.jsoncodec.dumps` (orjson, with the standard
+    calls :func:`overseer.jsoncodec.dumps` itself, the same text): compact UTF-8 JSON from :func:`overseer.jsoncodec.dumps` (orjson, with the standard
     library for what orjson refuses). A stray UUID or datetime is stored as a string."""
     return _dumps(value)
 

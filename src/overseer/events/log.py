@@ -19,10 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from overseer.clock import utcnow
 from overseer.db.base import sqlite_datetime
-from overseer.db.engine import OUTBOX_KEY, json_dumps
+from overseer.db.engine import OUTBOX_KEY
 from overseer.db.sqlite_rows import insert_rows
 from overseer.events.bus import PublishedEvent
 from overseer.events.models import Event
+from overseer.jsoncodec import dumps as _dumps  # = the engine's json_serializer (db.engine.json_dumps)
 
 DEFERRED_KEY = "overseer.deferred_events"
 ORDER_LOCK_KEY = "overseer.events_order_lock"
@@ -112,6 +113,14 @@ def defer(
     return row
 
 
+def deferred_rows(session: AsyncSession) -> list[dict[str, Any]]:
+    """The list :func:`defer` appends to (created when missing), for a caller that queues many events
+    and builds the rows itself: ``{workspace_id, event_type, entity_type, entity_id (str), payload
+    (JSON values), created_at (aware datetime)}``, appended in the order they are to be logged."""
+    rows: list[dict[str, Any]] = session.info.setdefault(DEFERRED_KEY, [])
+    return rows
+
+
 async def flush_deferred(session: AsyncSession) -> list[PublishedEvent]:
     """Insert every deferred event of ``session`` in one statement; returns them with their ids."""
     rows = session.info.pop(DEFERRED_KEY, None)
@@ -152,7 +161,7 @@ def storable_json(payload: Any) -> tuple[str, Any]:
     """``(json text, payload)`` safe for every database: a NUL character (``\u0000``, which PostgreSQL's
     JSONB rejects and agents' command output can contain) becomes U+FFFD in both, so what subscribers
     are told equals what restore reads back."""
-    text_ = json_dumps(payload)
+    text_ = _dumps(payload)
     if "\\u0000" not in text_:
         return text_, payload
     text_ = _NUL_ESCAPE.sub(lambda m: m.group(1) + "\\ufffd", text_)

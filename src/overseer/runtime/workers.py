@@ -617,7 +617,8 @@ class WorkerManager:
             workers = {w.id: w for w in (await session.execute(_WORKERS_BY_ID, {"ids": list(ids)})).scalars()}
             ctx: dict[uuid.UUID, _BatchWorker] = {}
             info = log.isEnabledFor(logging.INFO)
-            defer = event_log.defer
+            rows = event_log.deferred_rows(session)
+            add_row = rows.append
             last_id: uuid.UUID | None = None
             bw: _BatchWorker | None = None
             for worker_id, ev in batch:
@@ -630,10 +631,11 @@ class WorkerManager:
                     continue
                 bw.last_at = ev.at
                 if ev.type in _PLAIN_TYPES:  # the bulk of a stream: logged, no projection of the worker row
-                    defer(session, workspace_id=bw.workspace_id, event_type=ev.type, entity_type="worker",
-                          entity_id=bw.id_str, at=ev.at, convert=False,
-                          payload={**ev.payload, "thread_id": ev.thread_id, "turn_id": ev.turn_id,
-                                   "agent_kind": bw.kind})
+                    # the row events.log.defer(convert=False) would queue, built inline (no call per event)
+                    add_row({"workspace_id": bw.workspace_id, "event_type": ev.type, "entity_type": "worker",
+                             "entity_id": bw.id_str, "payload": {**ev.payload, "thread_id": ev.thread_id,
+                                                                 "turn_id": ev.turn_id, "agent_kind": bw.kind},
+                             "created_at": ev.at})
                     if info and ev.type not in _DELTA_TYPES:
                         log.info("worker %s %s %s", bw.id_str, ev.type,
                                  {k: v for k, v in ev.payload.items() if k != "input"})
