@@ -170,15 +170,17 @@ def storable_json(payload: Any) -> tuple[str, Any]:
 
 def _sqlite_params(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     """The rows as the SQLite driver's positional parameters, encoded exactly as the ORM types would:
-    ``Uuid`` -> 32 hex digits, ``UTCDateTime`` -> naive UTC text, JSON -> the engine's serializer."""
-    out = []
+    ``Uuid`` -> 32 hex digits, ``UTCDateTime`` -> naive UTC text, JSON -> the engine's serializer
+    (:func:`storable_json`, its common case inlined: this runs for every event)."""
+    out: list[tuple[Any, ...]] = []
+    append = out.append
     hexes: dict[int, str] = {}  # by id(): a batch shares a few workspace UUID objects (all alive here)
-    for r in rows:
-        ws = r["workspace_id"]
+    for r, (ws, event_type, entity_type, entity_id, payload, at) in zip(rows, map(_ROW_FIELDS, rows), strict=True):
         ws_hex = hexes.get(id(ws))
         if ws_hex is None:
             ws_hex = hexes[id(ws)] = ws.hex if isinstance(ws, uuid.UUID) else uuid.UUID(str(ws)).hex
-        text_, r["payload"] = storable_json(r["payload"])
-        out.append((ws_hex, r["event_type"], r["entity_type"], r["entity_id"], text_,
-                    sqlite_datetime(r["created_at"])))
+        text_ = _dumps(payload)
+        if "\\u0000" in text_:
+            text_, r["payload"] = storable_json(payload)
+        append((ws_hex, event_type, entity_type, entity_id, text_, sqlite_datetime(at)))
     return out

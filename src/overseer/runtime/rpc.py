@@ -275,21 +275,26 @@ class JsonRpcConnection:
 
     async def feed_line(self, line: str) -> None:
         """The process's ``on_line``: parse and route one stdout line. Never raises."""
-        if not line or line.isspace():
-            return
         try:
+            message = _orjson_loads(line)
+        except ValueError:  # blank, not JSON at all, or what orjson refuses (NaN, huge ints, lone surrogates)
+            if not line or line.isspace():
+                return
             try:
-                message = _orjson_loads(line)
-            except ValueError:  # what orjson refuses (NaN, huge ints, lone surrogates) or not JSON at all
                 message = _loads(line)
-        except ValueError as exc:
-            self._malformed(line, f"not JSON: {exc}")
-            return
-        if not isinstance(message, dict):
+            except ValueError as exc:
+                self._malformed(line, f"not JSON: {exc}")
+                return
+        if type(message) is not dict:  # JSON parsers build plain dicts only
             self._malformed(line, f"not a JSON object ({type(message).__name__})")
             return
         method = message.get("method")
         has_id = message.get("id") is not None
+        if not has_id and type(method) is str:  # the bulk of a stream: a notification
+            self.stats.notifications += 1
+            params = message.get("params")
+            self._queue.put_nowait(("notification", (method, params if type(params) is dict else {})))
+            return
         if method is not None:
             if not isinstance(method, str):
                 self._malformed(line, "method is not a string")

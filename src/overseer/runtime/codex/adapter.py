@@ -664,15 +664,11 @@ def _get(obj: Any, camel: str) -> Any:
 
 
 def _ids(params: dict[str, Any]) -> tuple[str | None, str | None]:
-    """``(threadId, turnId)`` of a notification's params (each None unless a string); ``_get`` inlined:
-    it runs for every notification."""
-    thread_id = params.get("threadId", _MISSING)
-    if thread_id is _MISSING:
-        thread_id = params.get("thread_id")
-    turn_id = params.get("turnId", _MISSING)
-    if turn_id is _MISSING:
-        turn_id = params.get("turn_id")
-    return (thread_id if isinstance(thread_id, str) else None, turn_id if isinstance(turn_id, str) else None)
+    """``(threadId, turnId)`` of a notification's params (each None unless a non-empty string); ``_get``
+    inlined: it runs for every notification."""
+    thread_id = params.get("threadId") or params.get("thread_id")
+    turn_id = params.get("turnId") or params.get("turn_id")
+    return (thread_id if type(thread_id) is str else None, turn_id if type(turn_id) is str else None)
 
 
 def _token_counts(b: Any) -> dict[str, int]:
