@@ -21,6 +21,7 @@ The statements run in the session's own transaction (the same connection, the dr
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -52,8 +53,8 @@ def _chunk_rows(ncols: int) -> int:
 
 
 async def insert_rows(session: AsyncSession, head: str, ncols: int, tail: str,
-                      rows: list[tuple[Any, ...]]) -> int | None:
-    """Run ``head + "(?, ..), (?, ..), .." + tail`` over ``rows`` (tuples of ``ncols`` values already
+                      rows: Sequence[Sequence[Any]]) -> int | None:
+    """Run ``head + "(?, ..), (?, ..), .." + tail`` over ``rows`` (sequences of ``ncols`` values already
     encoded for the driver), in chunks; returns the last inserted rowid (``None`` for no rows).
 
     ``head`` ends with ``VALUES ``; ``tail`` is what follows the values (``""`` or an ``ON CONFLICT``

@@ -11,6 +11,7 @@ statement. ``tests/integration/test_upsert.py`` checks both paths store the same
 
 from __future__ import annotations
 
+import operator
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -87,11 +88,13 @@ def _sqlite_plan(table: Table, cols: tuple[str, ...], key: tuple[str, ...]) -> A
                 break
             encoders.append(enc)
         else:
+            coded = tuple((i, enc) for i, enc in enumerate(encoders) if enc is not None)
+            get = operator.itemgetter(*cols) if len(cols) > 1 else (lambda r, c=cols[0]: (r[c],))
             updates = ", ".join(f'"{c}" = excluded."{c}"' for c in cols if c not in key)
             sql = (f'INSERT INTO "{table.name}" ({", ".join(f"{chr(34)}{c}{chr(34)}" for c in cols)}) VALUES ',
                    len(cols),
                    f' ON CONFLICT ({", ".join(key)}) DO ' + (f"UPDATE SET {updates}" if updates else "NOTHING"))
-            plan = (sql, tuple(zip(cols, encoders, strict=True)))
+            plan = (sql, get, coded)
         _SQLITE_PLANS[cache_key] = plan
     return plan
 
@@ -108,8 +111,13 @@ async def upsert(session: AsyncSession, table: Table, rows: Sequence[dict[str, A
     if dialect == "sqlite":
         plan = _sqlite_plan(table, cols, tuple(key))
         if plan:
-            (head, ncols, tail), encoders = plan
-            params = [tuple(r[c] if enc is None else enc(r[c]) for c, enc in encoders) for r in rows]
+            (head, ncols, tail), get, coded = plan
+            params: list[Any] = []
+            for r in rows:  # the values in column order (in C), then the few columns that need encoding
+                values = list(get(r))
+                for i, enc in coded:
+                    values[i] = enc(values[i])
+                params.append(values)
             await insert_rows(session, head, ncols, tail, params)
             return
     await session.execute(_statement(dialect, table, cols, tuple(key)), list(rows))

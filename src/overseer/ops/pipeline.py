@@ -17,7 +17,9 @@ restarts reloads everything from the tables.
 from __future__ import annotations
 
 import logging
+import operator
 import uuid
+from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
 
@@ -35,15 +37,18 @@ log = logging.getLogger(__name__)
 PRUNABLE_KINDS = frozenset({"completed", "failed", "needs_approval", "needs_input"})
 
 
-_FIELDS: dict[type, tuple[str, ...]] = {}
+_FIELDS: dict[type, tuple[tuple[str, ...], Callable[[Any], tuple[Any, ...]]]] = {}
 
 
 def _row(view: Any) -> dict[str, Any]:
-    """A shallow copy of a view's fields (``dataclasses.asdict`` deep-copies, which is slow here)."""
-    names = _FIELDS.get(type(view))
-    if names is None:
-        names = _FIELDS[type(view)] = tuple(f.name for f in fields(view))
-    return {n: getattr(view, n) for n in names}
+    """A shallow copy of a view's fields (``dataclasses.asdict`` deep-copies, which is slow here),
+    read by one ``attrgetter`` (in C)."""
+    spec = _FIELDS.get(type(view))
+    if spec is None:
+        names = tuple(f.name for f in fields(view))
+        spec = _FIELDS[type(view)] = (names, operator.attrgetter(*names))  # views have many fields
+    names, get = spec
+    return dict(zip(names, get(view), strict=True))
 
 
 _UUIDS: dict[str, uuid.UUID] = {}
