@@ -395,30 +395,44 @@ def _reduce_health(state: OpsState, ev: EventLike) -> OpsState:
     return state
 
 
-def _liveness_key(ev: EventLike) -> tuple[Any, ...] | None:
-    """What a liveness-only event writes its values under (workspace, entity, thread, worker, agent
-    kind), or None for an event ``reduce`` does more for."""
-    t = ev.event_type
-    if t in _STATEFUL_TYPES or t == "workspace.created" or t == "signal.acked" or t.startswith("health."):
-        return None
-    p = ev.payload
-    return (ev.workspace_id, ev.entity_type, ev.entity_id, p.get("thread_id"), p.get("worker_id"),
-            p.get("agent_kind"))
+def _is_liveness_type(t: str) -> bool:
+    """True for an event type ``reduce`` does no more for than mark activity (cached per type)."""
+    live = _LIVENESS_TYPES.get(t)
+    if live is None:
+        if len(_LIVENESS_TYPES) > 1000:  # event types are a small set; bound it anyway
+            _LIVENESS_TYPES.clear()
+        live = _LIVENESS_TYPES[t] = not (t in _STATEFUL_TYPES or t == "workspace.created" or t == "signal.acked"
+                                         or t.startswith("health."))
+    return live
+
+
+_LIVENESS_TYPES: dict[str, bool] = {}
 
 
 def reduce_many(state: OpsState, events: Sequence[EventLike]) -> OpsState:
     """Apply ``events`` (id order) to ``state``: the same result, dirty set included, as ``reduce`` on
     each in turn (tests/unit/test_reducer.py checks it with Hypothesis), with less work for a burst.
 
-    Of a run of consecutive liveness-only events with one key (:func:`_liveness_key`: text deltas,
-    status, token usage of one agent and thread), only the first and the last are reduced. The first
+    Of a run of consecutive liveness-only events (:func:`_is_liveness_type`: text deltas, status,
+    token usage) with one *liveness key* (workspace, entity type and id, and the payload's thread id,
+    worker id and agent kind: what such an event writes its values under), only the first and the
+    last are reduced. The first
     does what activity changes (a stalled thread runs again); every later one only writes the same
     fields (last event id, last activity time) with its own values, so the run's last event leaves
     them as all of them would."""
     run_key: tuple[Any, ...] | None = None
     held: EventLike | None = None  # the latest event of the current run, not reduced yet
+    types = _LIVENESS_TYPES
     for ev in events:
-        key = _liveness_key(ev)
+        live = types.get(ev.event_type)  # the liveness key, inline (it runs for every event)
+        if live is None:
+            live = _is_liveness_type(ev.event_type)
+        if live:
+            p = ev.payload
+            key: tuple[Any, ...] | None = (ev.workspace_id, ev.entity_type, ev.entity_id, p.get("thread_id"),
+                                           p.get("worker_id"), p.get("agent_kind"))
+        else:
+            key = None
         if key is not None and key == run_key:
             held = ev
             continue
