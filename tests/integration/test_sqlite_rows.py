@@ -29,7 +29,7 @@ async def db(tmp_path: Path) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 511, 512, 513, 1000, 1537])
+@pytest.mark.parametrize("n", [1, 2, 3, 16, 17, 511, 512, 513, 1000, 1537])
 async def test_every_row_once_in_order_and_the_last_rowid(db: Database, n: int) -> None:
     async with db.session() as s:
         await s.execute(text("INSERT INTO t (a, b, c) VALUES ('before', -1, NULL)"))  # ids do not start at 1
@@ -81,9 +81,18 @@ def test_chunks_respect_the_parameter_limit() -> None:
 
 
 async def test_statement_texts_stay_few(db: Database) -> None:
-    """Sizes are powers of two: every batch size from 1 to 1,200 needs at most 11 texts per head."""
+    """Sizes are powers of two above 16 rows, exact below: every batch size from 1 to 1,200 needs at
+    most 16 + 6 texts per head (17..512 rows: 32, 64, .., 512)."""
     head = "INSERT INTO t (a, b, c) VALUES  "  # a head of its own: count only this test's texts
     async with db.session() as s:
         for n in range(1, 1201, 7):
             await insert_rows(s, head, 3, "", [("x", n, None)] * n)
-    assert len({k for k in sqlite_rows._SQL if k[0] == head}) <= 11
+    assert len({k for k in sqlite_rows._SQL if k[0] == head}) <= 22
+
+
+async def test_a_few_rows_are_one_statement(db: Database) -> None:
+    head = "INSERT INTO t (a, b, c) VALUES   "
+    async with db.session() as s:
+        await insert_rows(s, head, 3, "", [("x", 13, None)] * 13)
+        await insert_rows(s, head, 3, "", [("x", 40, None)] * 40)  # 32 + 8: powers of two above 16
+    assert sorted(k[3] for k in sqlite_rows._SQL if k[0] == head) == [8, 13, 32]

@@ -12,8 +12,9 @@ dominated the plain ``exec_driver_sql(sql, rows)`` (``executemany``) way of doin
 * SQLAlchemy's ``exec_driver_sql`` costs ~130 us of event-loop CPU per statement (cursor, execute and
   close are three round trips to aiosqlite's thread), against ~20 us for one aiosqlite ``execute``.
 
-Chunks are powers of two (at most :data:`MAX_CHUNK_ROWS` rows and SQLite's 32,766 parameters), so a
-table sees at most ~10 distinct statement texts, which the driver's statement cache keeps compiled.
+Chunks are powers of two (at most :data:`MAX_CHUNK_ROWS` rows and SQLite's 32,766 parameters), and
+a remainder of up to :data:`EXACT_ROWS` rows is one statement of its own size, so a table sees at
+most ~25 distinct statement texts, which the driver's statement cache (128) keeps compiled.
 The statements run in the session's own transaction (the same connection, the driver's implicit
 ``BEGIN``), so they commit or roll back with it.
 """
@@ -28,6 +29,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 MAX_CHUNK_ROWS = 512
 """Largest chunk (a power of two). Larger statements gained nothing measurable and cost compile time."""
+EXACT_ROWS = 16
+"""Up to this many rows go in one statement of their exact size (a batch's few projection rows: one
+round trip, not one per power of two); more are split into powers of two."""
 _MAX_PARAMS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 _DRIVER_KEY = "overseer.sqlite_driver_connection"
 _SQL: dict[tuple[str, int, str, int], str] = {}
@@ -69,7 +73,8 @@ async def insert_rows(session: AsyncSession, head: str, ncols: int, tail: str,
     biggest = _chunk_rows(ncols)
     n, i, last = len(rows), 0, None
     while i < n:
-        size = min(biggest, 1 << ((n - i).bit_length() - 1))
+        left = n - i
+        size = left if left <= EXACT_ROWS else min(biggest, 1 << (left.bit_length() - 1))
         key = (head, ncols, tail, size)
         sql = _SQL.get(key)
         if sql is None:
