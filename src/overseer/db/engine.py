@@ -7,12 +7,15 @@ succeeds (transactional outbox: written before anyone is told). On rollback noth
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from overseer.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
@@ -38,13 +41,20 @@ _json_dumps = json_dumps
 
 
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False,
-                background_checkpoint: bool = False) -> AsyncEngine:
+                background_checkpoint: bool = False, inline: bool = False) -> AsyncEngine:
     """Create the async engine; on SQLite enable WAL, foreign keys and a busy timeout per connection.
 
     ``background_checkpoint``: a :class:`~overseer.db.checkpoint.WalCheckpointer` will checkpoint the
-    WAL (``Database.start_checkpointer``), so the connections' own threshold is raised to its backstop."""
+    WAL (``Database.start_checkpointer``), so the connections' own threshold is raised to its backstop.
+    ``inline``: SQLite file only; connections run on the event loop's thread with no busy timeout and
+    no implicit transactions (``db/inline.py``; for ``Database.ingest_session``)."""
     kwargs: dict[str, Any] = {"echo": echo, "json_serializer": json_dumps, "json_deserializer": _loads}
-    if url.startswith("sqlite"):
+    if inline:
+        from overseer.db.inline import inline_creator
+
+        kwargs["async_creator"] = inline_creator(url)
+        sqlite_busy_timeout_ms = 0
+    elif url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": sqlite_busy_timeout_ms / 1000}
     else:
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
@@ -76,6 +86,12 @@ class Database:
         """Run inside the transaction, after deferred events are inserted, with the outbox (id order)."""
         self.on_rollback: list[Callable[[], None]] = []
         self.checkpointer: WalCheckpointer | None = None
+        self._ingest: async_sessionmaker[AsyncSession] | None = None
+        """The ingest's inline-SQLite sessions (built on first use; None where they do not apply)."""
+        self._ingest_engine: AsyncEngine | None = None
+        self._ingest_checked = False
+        self.busy_timeout_s = 5.0
+        """How long :meth:`ingest_session` waits for the write lock (the engine's busy timeout)."""
 
     @property
     def dialect(self) -> str:
@@ -84,7 +100,38 @@ class Database:
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """One unit of work: commit on success, roll back on error, then publish the outbox."""
-        async with self.sessionmaker() as session:
+        async with self._unit_of_work(self.sessionmaker, immediate=False) as session:
+            yield session
+
+    @asynccontextmanager
+    async def ingest_session(self) -> AsyncIterator[AsyncSession]:
+        """The agent-event ingest's unit of work: :meth:`session`'s contract. On a file-backed SQLite
+        database its statements run on the event loop's thread (``db/inline.py``) inside ``BEGIN
+        IMMEDIATE``: the write lock is taken first (waiting for another writer by yielding to the loop,
+        up to the busy timeout; then ``OperationalError``), so no later statement can wait on a lock."""
+        maker = self._ingest_maker()
+        if maker is None:
+            async with self.session() as session:
+                yield session
+            return
+        async with self._unit_of_work(maker, immediate=True) as session:
+            yield session
+
+    def _ingest_maker(self) -> async_sessionmaker[AsyncSession] | None:
+        if self._ingest is None and not self._ingest_checked:
+            self._ingest_checked = True
+            url = self.engine.url.render_as_string(hide_password=False)
+            if WalCheckpointer.applies_to(url):  # not PostgreSQL, nor in-memory SQLite (one per connection)
+                self._ingest_engine = make_engine(url, inline=True, background_checkpoint=True)
+                self._ingest = async_sessionmaker(self._ingest_engine, expire_on_commit=False, autoflush=False)
+        return self._ingest
+
+    @asynccontextmanager
+    async def _unit_of_work(self, maker: async_sessionmaker[AsyncSession], *, immediate: bool
+                            ) -> AsyncIterator[AsyncSession]:
+        async with maker() as session:
+            if immediate:
+                await _begin_immediate(session, self.busy_timeout_s)
             try:
                 yield session
                 await self._before_commit(session)
@@ -132,4 +179,29 @@ class Database:
         if self.checkpointer is not None:
             await self.checkpointer.stop()
             self.checkpointer = None
+        if self._ingest_engine is not None:
+            await self._ingest_engine.dispose()
+        self._ingest, self._ingest_engine, self._ingest_checked = None, None, False
         await self.engine.dispose()
+
+
+async def _begin_immediate(session: AsyncSession, timeout_s: float) -> None:
+    """``BEGIN IMMEDIATE`` on ``session``'s (inline SQLite) connection; while another connection holds
+    the write lock, yield to the loop and try again (1 ms, doubling to 50 ms) for up to ``timeout_s``.
+    Raises ``sqlalchemy.exc.OperationalError`` ("database is locked") after that."""
+    deadline = time.monotonic() + timeout_s
+    delay = 0.001
+    while True:
+        try:
+            await session.execute(_BEGIN_IMMEDIATE)
+            return
+        except OperationalError as exc:
+            locked = "locked" in str(exc.orig) or "busy" in str(exc.orig)
+            await session.rollback()
+            if not locked or time.monotonic() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
+_BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")

@@ -612,7 +612,7 @@ class WorkerManager:
 
     async def _apply_batch(self, batch: list[tuple[uuid.UUID, AgentEvent]]) -> None:
         now = time.monotonic()
-        async with self.db.session() as session:
+        async with self.db.ingest_session() as session:
             ids = {wid for wid, _ in batch}
             workers = {w.id: w for w in (await session.execute(_WORKERS_BY_ID, {"ids": list(ids)})).scalars()}
             ctx: dict[uuid.UUID, _BatchWorker] = {}

@@ -1,0 +1,69 @@
+"""SQLite on the event loop's own thread, for the ingest's write transaction.
+
+aiosqlite runs every call in a thread of its own: the loop hands the call over, the thread takes the
+GIL, runs it (SQLite itself without the GIL), hands the result back, and the loop wakes up. The
+ingest commits a batch in ~25 such calls, one after the other, and the loop has nothing else to do
+meanwhile; worse, while the loop *does* run Python (agents' lines arriving) the driver's thread waits
+for the GIL at every hand-off (``benchmarks/gil_overlap.py``: a statement of ~2 ms took seconds).
+Running the ingest's SQLite calls directly on the loop's thread removed that: +22 % events/s in an
+interleaved A/B of ``benchmarks/pipeline.py`` (6 pairs; median 13,399 -> 16,068 events/s).
+
+Blocking the loop is only safe if a call can never *wait*: an :class:`InlineConnection` has no busy
+timeout, and :meth:`overseer.db.engine.Database.ingest_session` starts its transaction with
+``BEGIN IMMEDIATE`` (the write lock, retried after a yield to the loop while another connection holds
+it), after which no statement of the transaction can be refused for a lock (WAL: readers never block a
+writer, and the writer holds the only write lock). The other connections (API requests, commands)
+keep aiosqlite's thread and its busy timeout: when they wait for the ingest's lock, they wait in their
+thread, not on the loop.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.engine import make_url
+
+
+class InlineConnection(aiosqlite.Connection):
+    """An ``aiosqlite.Connection`` whose calls run at once on the calling thread (no worker thread).
+
+    Relies on aiosqlite routing every call through ``_execute`` (true of 0.17-0.22; the version is
+    pinned in ``pyproject.toml``): cursors, ``execute``, ``commit``, ``close`` all do."""
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        if self._connection is None:
+            raise ValueError("Connection closed")
+        return fn(*args, **kwargs)
+
+    async def _connect(self) -> InlineConnection:
+        if self._connection is None:
+            self._connection = self._connector()
+        return self
+
+    def __await__(self) -> Any:
+        return self._connect().__await__()  # no thread to start
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def stop(self) -> None:  # type: ignore[override]
+        self._running = False
+
+
+def inline_creator(url: str) -> Callable[[], Any]:
+    """An ``async_creator`` for ``create_async_engine``: a connection to ``url``'s SQLite file with no
+    busy timeout and the driver's own transaction handling off (``isolation_level=None``: the session
+    says ``BEGIN IMMEDIATE`` itself)."""
+    path = make_url(url).database or ""
+
+    async def create() -> InlineConnection:
+        connector = partial(sqlite3.connect, path, timeout=0, isolation_level=None, check_same_thread=False)
+        return await InlineConnection(connector, 64)
+
+    return create

@@ -1,0 +1,158 @@
+"""``Database.ingest_session``: on a SQLite file its statements run on the event loop's thread
+(``db/inline.py``) inside ``BEGIN IMMEDIATE``. It commits and publishes as ``session`` does; it waits
+for another writer by yielding to the loop (never blocking it) and gives up after the busy timeout;
+a writer on the normal connections waits for it in its own thread; an error rolls everything back.
+Elsewhere (PostgreSQL, in-memory SQLite) it is ``session``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from overseer.db.engine import Database, make_engine
+from overseer.db.inline import InlineConnection
+from overseer.events import log as event_log
+from overseer.events.bus import EventBus
+from overseer.workspaces.models import Workspace
+
+
+@pytest.fixture
+async def db(tmp_path: Path) -> AsyncIterator[Database]:
+    from overseer.db import migrate
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path}/ingest.db")
+    await migrate.upgrade(engine)
+    database = Database(engine, EventBus())
+    async with database.session() as s:
+        await s.execute(text("CREATE TABLE scratch (k TEXT PRIMARY KEY)"))
+    yield database
+    await database.dispose()
+
+
+async def _driver(session: AsyncSession) -> Any:
+    return (await (await session.connection()).get_raw_connection()).driver_connection
+
+
+async def _keys(db: Database) -> list[str]:
+    async with db.read_session() as s:
+        return [r[0] for r in (await s.execute(text("SELECT k FROM scratch ORDER BY k"))).all()]
+
+
+class _Ticker:
+    """Counts event-loop turns while it runs: proof that the loop was not blocked."""
+
+    def __init__(self) -> None:
+        self.ticks = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            self.ticks += 1
+            await asyncio.sleep(0.002)
+
+    async def stop(self) -> int:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        return self.ticks
+
+
+async def test_it_runs_inline_commits_and_publishes(db: Database) -> None:
+    ws = Workspace(name="ingest", root_path="/tmp/ingest")
+    sub = db.bus.subscribe()
+    async with db.session() as s:
+        s.add(ws)
+    while not sub.queue.empty():
+        sub.queue.get_nowait()
+    async with db.ingest_session() as s:
+        assert isinstance(await _driver(s), InlineConnection)
+        await s.execute(text("INSERT INTO scratch (k) VALUES ('a')"))
+        event_log.defer(s, workspace_id=ws.id, event_type="status", entity_type="worker", entity_id="w1",
+                        payload={"status": "active"})
+    assert await _keys(db) == ["a"]
+    published = sub.queue.get_nowait()
+    assert (published.event_type, published.payload, published.workspace_id) == ("status", {"status": "active"}, ws.id)
+    async with db.session() as s:  # the normal connections see the committed row at once
+        assert isinstance(await _driver(s), InlineConnection) is False
+        assert (await s.execute(text("SELECT count(*) FROM events WHERE id = :i"), {"i": published.id})).scalar_one() == 1
+
+
+async def test_it_waits_for_another_writer_without_blocking_the_loop(db: Database) -> None:
+    other = db.session()
+    s = await other.__aenter__()
+    await s.execute(text("INSERT INTO scratch (k) VALUES ('first')"))  # holds SQLite's write lock
+
+    async def ingest() -> None:
+        async with db.ingest_session() as t:
+            await t.execute(text("INSERT INTO scratch (k) VALUES ('second')"))
+
+    ticker = _Ticker()
+    waiting = asyncio.create_task(ingest())
+    await asyncio.sleep(0.3)
+    assert not waiting.done()  # still waiting for the lock ...
+    ticks = ticker.ticks
+    assert ticks >= 20  # ... while the loop kept running (a blocking wait would freeze the ticker)
+    await other.__aexit__(None, None, None)  # commit: the lock is free
+    await asyncio.wait_for(waiting, 5)
+    await ticker.stop()
+    assert await _keys(db) == ["first", "second"]
+
+
+async def test_it_gives_up_after_the_busy_timeout_and_writes_nothing(db: Database) -> None:
+    db.busy_timeout_s = 0.2
+    other = db.session()
+    s = await other.__aenter__()
+    await s.execute(text("INSERT INTO scratch (k) VALUES ('holder')"))
+    with pytest.raises(OperationalError, match="locked"):
+        async with db.ingest_session() as t:
+            await t.execute(text("INSERT INTO scratch (k) VALUES ('never')"))
+    await other.__aexit__(None, None, None)
+    assert await _keys(db) == ["holder"]
+
+
+async def test_a_normal_writer_waits_in_its_thread_for_the_ingest(db: Database) -> None:
+    async def normal_writer() -> None:
+        async with db.session() as s:
+            await s.execute(text("INSERT INTO scratch (k) VALUES ('normal')"))
+
+    ticker = _Ticker()
+    async with db.ingest_session() as t:
+        await t.execute(text("INSERT INTO scratch (k) VALUES ('ingest')"))
+        writer = asyncio.create_task(normal_writer())
+        await asyncio.sleep(0.2)  # the ingest holds the lock across a yield; the other waits meanwhile
+        assert not writer.done()
+    await asyncio.wait_for(writer, 5)
+    assert await ticker.stop() >= 20
+    assert await _keys(db) == ["ingest", "normal"]
+
+
+async def test_an_error_rolls_back_and_frees_the_lock(db: Database) -> None:
+    with pytest.raises(RuntimeError):
+        async with db.ingest_session() as t:
+            await t.execute(text("INSERT INTO scratch (k) VALUES ('lost')"))
+            raise RuntimeError("boom")
+    async with db.session() as s:  # would wait out the busy timeout if the lock were still held
+        await s.execute(text("INSERT INTO scratch (k) VALUES ('after')"))
+    assert await _keys(db) == ["after"]
+
+
+async def test_elsewhere_it_is_the_normal_session(db_url: str, tmp_path: Path) -> None:
+    """PostgreSQL (the db_url fixture runs both backends) and in-memory SQLite: no inline engine."""
+    for url in (db_url, "sqlite+aiosqlite://"):
+        if url.startswith("sqlite+aiosqlite:///") and ":memory:" not in url:
+            continue  # the file-backed case is the rest of this module
+        database = Database(make_engine(url), EventBus())
+        try:
+            async with database.ingest_session() as s:
+                assert not isinstance(await _driver(s), InlineConnection)
+                assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
+        finally:
+            await database.dispose()
