@@ -1,8 +1,10 @@
 """The engine and the unit of work (one transaction boundary).
 
-``Database.session()`` is the only place that commits: services only ``flush()``. Events appended
-during the transaction (``events.log.append``) are handed to the in-process bus *after* the commit
-succeeds (transactional outbox: written before anyone is told). On rollback nothing is published.
+``Database.session()`` is the only place that commits (with ``Database.ingest_session()``, its twin
+for the agent-event ingest: on SQLite it runs on the event loop's thread, ``db/inline.py``): services
+only ``flush()``. Events appended during the transaction (``events.log.append``) are handed to the
+in-process bus *after* the commit succeeds (transactional outbox: written before anyone is told). On
+rollback nothing is published.
 """
 
 from __future__ import annotations
