@@ -155,7 +155,7 @@ class Result:
 
 
 async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch: int, chunk: int,
-                       profile: cProfile.Profile | None, phases: bool = False) -> Result:
+                       profile: cProfile.Profile | None, phases: bool = False, probe: bool = False) -> Result:
     tmp = tempfile.mkdtemp(prefix="overseer-bench-data-")
     settings = Settings(database_url=url, data_dir=Path(tmp), jwt_secret=C.JWT_KEY)  # type: ignore[arg-type]
     # the database as the app's lifespan opens it (incl. the background WAL checkpointer on SQLite)
@@ -203,6 +203,18 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
                 received += 1
 
     drainer = asyncio.create_task(drain())
+    read_ms: list[float] = []
+
+    async def probe_reads() -> None:  # an API-like small read every 5 ms, through the normal sessions
+        stmt = select(func.count()).select_from(Worker)
+        while True:
+            t = time.perf_counter()
+            async with db.read_session() as s:
+                await s.execute(stmt)
+            read_ms.append((time.perf_counter() - t) * 1000)
+            await asyncio.sleep(0.005)
+
+    prober = asyncio.create_task(probe_reads()) if probe else None
 
     # One adapter + connection per worker, wired exactly as CodexSession.start() wires them.
     conns: list[JsonRpcConnection] = []
@@ -258,6 +270,11 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
     agent_events = manager.stats.events - stats0[0]
     batches = manager.stats.batches - stats0[1]
     drainer.cancel()
+    if prober is not None:
+        prober.cancel()
+        q = sorted(read_ms)
+        print(f"    probe reads during the run: n={len(q)}, p50 {q[len(q) // 2]:.1f} ms, p99 "
+              f"{q[min(len(q) - 1, int(len(q) * 0.99))]:.1f} ms, max {q[-1]:.1f} ms", flush=True)
     for c in conns:
         await c.close()
     await manager.stop()
@@ -362,6 +379,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
     ap.add_argument("--phases", action="store_true", help="run normalization, then ingest, one after the other, "
                     "and print the cost of each (the events/s figure is then of the sequential run)")
+    ap.add_argument("--probe-reads", action="store_true",
+                    help="during each run, time a small read through the normal (threaded) sessions every 5 ms, "
+                         "as an API request would make, and print its p50/p99/max (the readers' latency under a burst)")
     ap.add_argument("--stream", type=Path, default=STREAM)
     ap.add_argument("--profile", choices=["none", "cprofile"], default="none",
                     help="cProfile the Overseer path of the first SQLite run; prints the top functions")
@@ -397,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
             async def one_run(prof: cProfile.Profile | None = prof, backend: str = backend) -> tuple[Result, Result]:
                 async with C.bench_database(backend) as url:
                     o = await overseer_run(url, copies, workers=args.workers, batch=args.batch, phases=args.phases,
-                                           chunk=args.chunk, profile=prof)
+                                           chunk=args.chunk, profile=prof, probe=args.probe_reads)
                 async with C.bench_database(backend, migrate=False) as url:
                     if backend == "sqlite":
                         b = baseline_sqlite(C.sqlite_path(url), copies, args.batch)

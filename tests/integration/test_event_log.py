@@ -253,12 +253,12 @@ async def test_the_needs_input_feed_reads_the_partial_request_indexes(db: Databa
     plans: dict[str, str] = {}
     for label, scope in (("admin", None), ("one workspace", frozenset({ws}))):
         principal = Principal("t", frozenset({"admin"} if scope is None else {"supervisor:read"}), scope)
-        sa_event.listen(db.engine.sync_engine, "before_cursor_execute", grab)
+        sa_event.listen(db.read_engine.sync_engine, "before_cursor_execute", grab)
         try:
             async with db.read_session() as s:
                 await read.feed(s, principal=principal, needs_input=True)
         finally:
-            sa_event.remove(db.engine.sync_engine, "before_cursor_execute", grab)
+            sa_event.remove(db.read_engine.sync_engine, "before_cursor_execute", grab)
         assert len(captured) == 2  # one indexed range per request type
         async with db.engine.connect() as conn:
             if db.dialect == "postgresql":
@@ -308,3 +308,27 @@ async def test_the_ingest_loop_commits_many_small_batches_in_queue_order(db: Dat
         async with db.engine.connect() as conn:
             texts = dict((await conn.exec_driver_sql("SELECT id, payload FROM events")).all())
         assert all(texts[r.id] == event_log.storable_json(r.payload)[0] for r in rows)
+
+
+async def test_the_ingest_lets_other_tasks_run_between_batches(db: Database, db_url: str, tmp_path: Path) -> None:
+    """With a backlog, each batch ends with a turn for the loop's other tasks (agents' readers, HTTP,
+    streams): on SQLite the batch itself runs on the loop's thread without a yield (db/inline.py)."""
+    manager = _manager(db, db_url, tmp_path, batch_max=5)
+    await manager.start()
+    _, _, w1, _ = await _two_running_workers(db)
+    for i in range(40):  # a backlog of 8 batches, queued before the ingest gets a turn
+        manager._queue.put_nowait((w1, AgentEvent(type="message.delta", thread_id="th", turn_id="t",
+                                                  payload={"seq": i, "delta": "x"})))
+    seen: list[int] = []
+
+    async def observer() -> None:
+        while True:
+            seen.append(manager.stats.batches)
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(observer())
+    await manager.flush()
+    task.cancel()
+    await manager.stop()
+    assert manager.stats.batches == 8
+    assert len(set(seen)) >= 8  # it ran between the batches, not only before and after them

@@ -156,3 +156,30 @@ async def test_elsewhere_it_is_the_normal_session(db_url: str, tmp_path: Path) -
                 assert (await s.execute(text("SELECT 1"))).scalar_one() == 1
         finally:
             await database.dispose()
+
+
+async def test_reads_run_inline_in_one_snapshot_and_write_nothing(db: Database) -> None:
+    async with db.session() as s:
+        await s.execute(text("INSERT INTO scratch (k) VALUES ('a')"))
+    async with db.read_session() as r:
+        assert isinstance(await _driver(r), InlineConnection)
+        assert (await r.execute(text("SELECT count(*) FROM scratch"))).scalar_one() == 1
+        async with db.session() as w:  # a writer commits while the read is open ...
+            await w.execute(text("INSERT INTO scratch (k) VALUES ('b')"))
+        # ... and the read keeps its snapshot: its statements agree with each other
+        assert (await r.execute(text("SELECT count(*) FROM scratch"))).scalar_one() == 1
+    async with db.read_session() as r:
+        await r.execute(text("INSERT INTO scratch (k) VALUES ('stray')"))  # a stray write is rolled back
+    assert await _keys(db) == ["a", "b"]
+
+
+async def test_a_read_does_not_wait_for_an_open_write(db: Database) -> None:
+    other = db.session()
+    s = await other.__aenter__()
+    await s.execute(text("INSERT INTO scratch (k) VALUES ('uncommitted')"))  # holds the write lock
+    try:
+        async with db.read_session() as r:  # inline, busy timeout 0: a wait here would be an error
+            assert (await r.execute(text("SELECT count(*) FROM scratch"))).scalar_one() == 0
+    finally:
+        await other.__aexit__(None, None, None)
+    assert await _keys(db) == ["uncommitted"]

@@ -588,6 +588,9 @@ class WorkerManager:
                     except Exception:
                         log.exception("dropping agent event %s after a failed retry", item[1].type)
             self._queue.task_done(len(batch))
+            # On SQLite the batch ran on the loop's thread without a single yield (db/inline.py): let the
+            # other tasks (agents' readers, HTTP, streams) have a turn before the next one.
+            await asyncio.sleep(0)
 
     async def _next_batch(self) -> list[tuple[uuid.UUID, AgentEvent]]:
         """Wait for one event, then gather more (group commit): drain the queue, and while the
