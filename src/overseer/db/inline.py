@@ -1,4 +1,4 @@
-"""SQLite on the event loop's own thread, for the ingest's write transaction.
+"""SQLite on the event loop's own thread, for the ingest's write transaction and for read sessions.
 
 aiosqlite runs every call in a thread of its own: the loop hands the call over, the thread takes the
 GIL, runs it (SQLite itself without the GIL), hands the result back, and the loop wakes up. The
@@ -15,6 +15,12 @@ it), after which no statement of the transaction can be refused for a lock (WAL:
 writer, and the writer holds the only write lock). The other connections (API requests, commands)
 keep aiosqlite's thread and its busy timeout: when they wait for the ingest's lock, they wait in their
 thread, not on the loop.
+
+``Database.read_session`` uses these connections too, inside a deferred ``BEGIN`` (one snapshot; in WAL
+mode a reader never waits for the writer). With the ingest inline the loop is busy for whole batches,
+and a read through aiosqlite's thread starved: p50 ~150 ms during a burst, against 5-20 ms inline
+(``pipeline.py --probe-reads``). Writers outside the ingest (``Database.session``) stay threaded: they
+may hold their transaction across awaits, so their lock waits must not block the loop.
 """
 
 from __future__ import annotations
