@@ -88,11 +88,11 @@ class Database:
         """Run inside the transaction, after deferred events are inserted, with the outbox (id order)."""
         self.on_rollback: list[Callable[[], None]] = []
         self.checkpointer: WalCheckpointer | None = None
-        self._ingest: async_sessionmaker[AsyncSession] | None = None
+        self._inline: async_sessionmaker[AsyncSession] | None = None
         """Inline-SQLite sessions for the ingest and for reads (built on first use; None where they do
         not apply)."""
-        self._ingest_engine: AsyncEngine | None = None
-        self._ingest_checked = False
+        self._inline_engine: AsyncEngine | None = None
+        self._inline_checked = False
         self.busy_timeout_s = 5.0
         """How long :meth:`ingest_session` waits for the write lock (the engine's busy timeout)."""
 
@@ -121,13 +121,13 @@ class Database:
             yield session
 
     def _inline_maker(self) -> async_sessionmaker[AsyncSession] | None:
-        if self._ingest is None and not self._ingest_checked:
-            self._ingest_checked = True
+        if self._inline is None and not self._inline_checked:
+            self._inline_checked = True
             url = self.engine.url.render_as_string(hide_password=False)
             if WalCheckpointer.applies_to(url):  # not PostgreSQL, nor in-memory SQLite (one per connection)
-                self._ingest_engine = make_engine(url, inline=True, background_checkpoint=True)
-                self._ingest = async_sessionmaker(self._ingest_engine, expire_on_commit=False, autoflush=False)
-        return self._ingest
+                self._inline_engine = make_engine(url, inline=True, background_checkpoint=True)
+                self._inline = async_sessionmaker(self._inline_engine, expire_on_commit=False, autoflush=False)
+        return self._inline
 
     @asynccontextmanager
     async def _unit_of_work(self, maker: async_sessionmaker[AsyncSession], *, immediate: bool
@@ -168,7 +168,7 @@ class Database:
         """The engine :meth:`read_session` (and, on SQLite, :meth:`ingest_session`) uses: the inline one
         on a SQLite file, else :attr:`engine` (for event listeners that must see those statements)."""
         self._inline_maker()
-        return self._ingest_engine or self.engine
+        return self._inline_engine or self.engine
 
     @asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
@@ -201,9 +201,9 @@ class Database:
         if self.checkpointer is not None:
             await self.checkpointer.stop()
             self.checkpointer = None
-        if self._ingest_engine is not None:
-            await self._ingest_engine.dispose()
-        self._ingest, self._ingest_engine, self._ingest_checked = None, None, False
+        if self._inline_engine is not None:
+            await self._inline_engine.dispose()
+        self._inline, self._inline_engine, self._inline_checked = None, None, False
         await self.engine.dispose()
 
 
