@@ -48,7 +48,7 @@ for line in sys.stdin:
         send({"id": rid, "result": {"answer": "real response"}})
     elif method == "garbage":
         for text in ["not json", "[1, 2]", "42", '"str"', '{"foo": 1}', '{"id": 5}',
-                     '{"method": 7}', "{broken", ""]:
+                     '{"method": 7}', "{broken", "", '{"id": true, "method": "peer/x"}', '{"id": 9, "method": []}']:
             raw(text)
         send({"id": rid, "result": "after garbage"})
     elif method == "big":
@@ -188,8 +188,9 @@ async def test_server_request_without_handler_is_answered_with_an_error() -> Non
 async def test_garbage_lines_are_counted_and_skipped(peer: Peer) -> None:
     assert await peer.conn.request("garbage") == "after garbage"
     assert await peer.conn.request("echo", {"still": "alive"}) == {"still": "alive"}
-    # 8 bad lines (the empty line is ignored, not counted)
-    assert peer.conn.stats.malformed == 8
+    # 10 bad lines (the empty line is ignored, not counted)
+    assert peer.conn.stats.malformed == 10
+    assert peer.conn.stats.server_requests == 0
     await asyncio.sleep(0.05)
     assert [prefix for prefix, _ in peer.malformed][:2] == ["not json", "[1, 2]"]
     assert peer.notifications == []

@@ -295,18 +295,14 @@ class JsonRpcConnection:
             params = message.get("params")
             self._queue.put_nowait(("notification", (method, params if type(params) is dict else {})))
             return
-        if method is not None:
-            if not isinstance(method, str):
+        if method is not None:  # a server request (a notification took the fast path above)
+            if type(method) is not str:
                 self._malformed(line, "method is not a string")
-            elif has_id:
-                if not isinstance(message["id"], int | str) or isinstance(message["id"], bool):
-                    self._malformed(line, "server request id is not an integer or string")
-                    return
+            elif not isinstance(message["id"], int | str) or isinstance(message["id"], bool):
+                self._malformed(line, "server request id is not an integer or string")
+            else:
                 self.stats.server_requests += 1
                 self._queue.put_nowait(("request", (message["id"], method, _params(message))))
-            else:
-                self.stats.notifications += 1
-                self._queue.put_nowait(("notification", (method, _params(message))))
             return
         if "id" in message and ("result" in message or "error" in message):
             self._route_response(message, line)
