@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None, 
                              background_checkpoint=settings.sqlite_checkpoint_interval_s > 0)
         if migrate_on_start:
             await migrate.upgrade(engine)
-        db = Database(engine, EventBus())
+        db = Database(engine, EventBus(), busy_timeout_s=settings.sqlite_busy_timeout_ms / 1000)
         await db.start_checkpointer(settings.sqlite_checkpoint_interval_s)
         ops = OpsPipeline(db)
         ops.install()

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData, TypeDecorator, Uuid
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from overseer.clock import utcnow
@@ -50,6 +50,15 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def sqlite_file_path(url: str) -> str | None:
+    """The file of a SQLite URL (``sqlite+aiosqlite:///path``), or None for another database or an
+    in-memory one (``:memory:``, no path: one database per connection)."""
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return u.database
 
 
 _SECOND_TEXT: dict[tuple[int, ...], str] = {}

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiosqlite
-from sqlalchemy.engine import make_url
+
+from overseer.db.base import sqlite_file_path
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,13 @@ class WalCheckpointer:
     @staticmethod
     def applies_to(url: str) -> bool:
         """True for a SQLite URL naming a file (not ``:memory:``)."""
-        u = make_url(url)
-        return u.get_backend_name() == "sqlite" and bool(u.database) and u.database != ":memory:"
+        return sqlite_file_path(url) is not None
 
     async def start(self) -> None:
-        if self._task is not None or self.interval_s <= 0 or not self.applies_to(self.url):
+        path = sqlite_file_path(self.url)
+        if self._task is not None or self.interval_s <= 0 or path is None:
             return
-        self._conn = await aiosqlite.connect(make_url(self.url).database or "", isolation_level=None)
+        self._conn = await aiosqlite.connect(path, isolation_level=None)
         await self._conn.execute("PRAGMA synchronous=NORMAL")
         self._task = asyncio.create_task(self._run(), name="overseer-wal-checkpoint")
 

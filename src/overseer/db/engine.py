@@ -20,6 +20,7 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from overseer.db.base import sqlite_file_path
 from overseer.db.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from overseer.jsoncodec import dumps as _dumps
 from overseer.jsoncodec import loads as _loads
@@ -80,7 +81,7 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = Fa
 class Database:
     """Holds the engine, the session factory and the bus that committed events are published to."""
 
-    def __init__(self, engine: AsyncEngine, bus: EventBus) -> None:
+    def __init__(self, engine: AsyncEngine, bus: EventBus, *, busy_timeout_s: float = 5.0) -> None:
         self.engine = engine
         self.bus = bus
         self.sessionmaker = async_sessionmaker(engine, expire_on_commit=False, autoflush=False)
@@ -93,8 +94,9 @@ class Database:
         not apply)."""
         self._inline_engine: AsyncEngine | None = None
         self._inline_checked = False
-        self.busy_timeout_s = 5.0
-        """How long :meth:`ingest_session` waits for the write lock (the engine's busy timeout)."""
+        self.busy_timeout_s = busy_timeout_s
+        """How long :meth:`ingest_session` waits for the write lock: pass the engine's busy timeout
+        (``make_engine(sqlite_busy_timeout_ms=...)``), as the app does."""
 
     @property
     def dialect(self) -> str:
@@ -124,7 +126,7 @@ class Database:
         if self._inline is None and not self._inline_checked:
             self._inline_checked = True
             url = self.engine.url.render_as_string(hide_password=False)
-            if WalCheckpointer.applies_to(url):  # not PostgreSQL, nor in-memory SQLite (one per connection)
+            if sqlite_file_path(url) is not None:  # not PostgreSQL, nor in-memory SQLite (one per connection)
                 self._inline_engine = make_engine(url, inline=True, background_checkpoint=True)
                 self._inline = async_sessionmaker(self._inline_engine, expire_on_commit=False, autoflush=False)
         return self._inline
@@ -193,7 +195,7 @@ class Database:
         connection of its own (``db/checkpoint.py``; pair with ``make_engine(background_checkpoint=True)``).
         No-op on PostgreSQL, in-memory SQLite or ``interval_s <= 0``."""
         url = self.engine.url.render_as_string(hide_password=False)
-        if self.checkpointer is None and interval_s > 0 and WalCheckpointer.applies_to(url):
+        if self.checkpointer is None and interval_s > 0 and sqlite_file_path(url) is not None:
             self.checkpointer = WalCheckpointer(url, interval_s=interval_s)
             await self.checkpointer.start()
 

@@ -31,7 +31,8 @@ from functools import partial
 from typing import Any
 
 import aiosqlite
-from sqlalchemy.engine import make_url
+
+from overseer.db.base import sqlite_file_path
 
 
 class InlineConnection(aiosqlite.Connection):
@@ -66,7 +67,9 @@ def inline_creator(url: str) -> Callable[[], Any]:
     """An ``async_creator`` for ``create_async_engine``: a connection to ``url``'s SQLite file with no
     busy timeout and the driver's own transaction handling off (``isolation_level=None``: the session
     says ``BEGIN IMMEDIATE`` itself)."""
-    path = make_url(url).database or ""
+    path = sqlite_file_path(url)
+    if path is None:
+        raise ValueError(f"inline connections need a SQLite file, not {url!r}")
 
     async def create() -> InlineConnection:
         connector = partial(sqlite3.connect, path, timeout=0, isolation_level=None, check_same_thread=False)
