@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from overseer.runtime.agent import AgentConfig, AgentError, AgentEvent
+from overseer.runtime.agent import AgentConfig, AgentError, AgentEvent, ThreadNotFound
 from overseer.runtime.claude import ClaudeSession
 from overseer.testing import scripted_model as scripted_model_module
 
@@ -330,8 +330,12 @@ async def test_stop_and_resume_keeps_history(claude: Callable[..., ClaudeSession
     third = claude(Recorder())
     try:
         await third.start()
-        with pytest.raises(AgentError, match="resume"):
-            await third.start_thread(resume_thread_id="00000000-0000-4000-8000-000000000000")
+        unknown = "00000000-0000-4000-8000-000000000000"
+        with pytest.raises(ThreadNotFound, match="No conversation found") as lost:
+            await third.start_thread(resume_thread_id=unknown)
+        assert lost.value.thread_id == unknown
+        fresh = await third.start_thread()  # the session is still usable for a new thread
+        assert fresh not in (unknown, thread_id) and third.alive
     finally:
         await third.stop()
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from overseer.runtime.agent import AgentBinaryError, AgentConfig, AgentError, AgentEvent
+from overseer.runtime.agent import AgentBinaryError, AgentConfig, AgentError, AgentEvent, ThreadNotFound
 from overseer.runtime.codex import CodexSession
 from overseer.runtime.rpc import RpcConnectionClosed
 from overseer.testing import ScriptedModelServer
@@ -297,6 +297,12 @@ async def test_resume_after_restart_keeps_history(
     resumed_requests = [b for b in openai_bodies if "what was the word?" in json.dumps(b)]
     assert resumed_requests, "the resumed turn made no model request"
     assert "remember the word pineapple" in json.dumps(resumed_requests[0]["input"])
+
+    unknown = "019a0000-0000-7000-8000-000000000000"  # no rollout under this home
+    with pytest.raises(ThreadNotFound, match="no rollout found") as lost:
+        await second.start_thread(resume_thread_id=unknown)
+    assert lost.value.thread_id == unknown
+    assert await second.start_thread() != thread_id  # the session is still usable for a new thread
 
 
 async def test_sigkill_mid_turn_reports_exit_and_fails_pending(sessions: SessionFactory) -> None:

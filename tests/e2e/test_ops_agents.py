@@ -7,6 +7,7 @@ import asyncio
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,24 @@ async def signal_of(live: Live, kind: str, timeout_s: float = 15.0) -> dict[str,
         sigs = (await live.client.get("/api/v1/ops/signals")).json()
         return next((s for s in sigs if s["kind"] == kind and s["is_open"]), None)
     return await live.wait(check, timeout_s)  # type: ignore[no-any-return]
+
+
+def saved_thread_files(live: Live, worker_id: str, thread_id: str) -> list[Path]:
+    """The agent's own saved conversation of ``thread_id``: Claude Code's
+    ``.claude/projects/<cwd>/<id>.jsonl``, Codex's ``sessions/.../rollout-...-<id>.jsonl``, both under
+    the worker's private home ``<data_dir>/agents/<worker id>``."""
+    home = Path(live.app.state.settings.data_dir) / "agents" / worker_id
+    return [p for p in home.rglob(f"*{thread_id}*.jsonl") if p.is_file()]
+
+
+async def wait_thread_saved(live: Live, worker_id: str, thread_id: str) -> list[Path]:
+    """Wait until the agent has saved the thread with an assistant reply in it. Claude Code writes its
+    transcript up to ~0.1 s after it reports the turn's result, so a kill right after IDLE can lose it
+    (that case: test_killed_agent_whose_thread_was_never_saved_goes_on_in_a_new_thread)."""
+    async def check() -> Any:
+        files = saved_thread_files(live, worker_id, thread_id)
+        return files if any('"assistant"' in p.read_text(errors="replace") for p in files) else None
+    return await live.wait(check, 10)  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -92,6 +111,7 @@ async def test_killed_agent_is_disconnected_then_restarted_with_its_thread(live:
     w = await live.start_worker(kind)
     turn = (await live.client.post(f"/api/v1/workers/{w['id']}/turns", json={"prompt": "first"})).json()
     await live.wait_status(w["id"], "IDLE")
+    await wait_thread_saved(live, w["id"], turn["thread_id"])
     current = await live.worker(w["id"])
     t0 = time.monotonic()
     os.killpg(current["pid"], signal.SIGKILL)
@@ -104,6 +124,42 @@ async def test_killed_agent_is_disconnected_then_restarted_with_its_thread(live:
     assert [t["to_state"] for t in detail["transitions"]][-3:] == ["FAILED", "RETRYING", "IDLE"]
     again = (await live.client.post(f"/api/v1/workers/{w['id']}/turns", json={"prompt": "second"})).json()
     assert again["thread_id"] == turn["thread_id"]
+    await live.wait_status(w["id"], "IDLE")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+async def test_killed_agent_whose_thread_was_never_saved_goes_on_in_a_new_thread(live: Live, kind: str) -> None:
+    """The agent died before saving its thread (here: the saved files are removed before the kill,
+    which is what a kill inside Claude Code's write-behind window leaves). The restart cannot resume
+    it: the worker comes back IDLE on a new thread, and a ``failed`` signal names both threads, instead
+    of retrying a resume that can never work until the restart budget runs out."""
+    w = await live.start_worker(kind)
+    turn = (await live.client.post(f"/api/v1/workers/{w['id']}/turns", json={"prompt": "first"})).json()
+    await live.wait_status(w["id"], "IDLE")
+    lost_thread = turn["thread_id"]
+    files = await wait_thread_saved(live, w["id"], lost_thread)
+    current = await live.worker(w["id"])
+    os.killpg(current["pid"], signal.SIGKILL)
+    await signal_of(live, "disconnected", timeout_s=5)
+    for path in files:
+        path.unlink()
+
+    async def lost_signal() -> Any:
+        sigs = (await live.client.get("/api/v1/ops/signals")).json()
+        return next((s for s in sigs if s["kind"] == "failed" and s["thread_id"] == lost_thread), None)
+    sig = await live.wait(lost_signal, 30)
+    restarted = await live.wait_status(w["id"], "IDLE", timeout_s=30)
+    new_thread = restarted["thread_id"]
+    assert new_thread and new_thread != lost_thread and restarted["pid"] != current["pid"]
+    assert sig["is_open"] and sig["worker_id"] == w["id"] and sig["context"]["new_thread_id"] == new_thread
+    assert new_thread[:8] in sig["title"] and sig["context"]["turn_interrupted"] is False
+    assert await live.events(lost_thread) == ["thread.lost"]  # the lost thread's own event
+    detail = await live.worker(w["id"])
+    states = [t["to_state"] for t in detail["transitions"]]
+    assert states[-3:] == ["FAILED", "RETRYING", "IDLE"] and "lost" in detail["transitions"][-1]["reason"]
+    assert states.count("RETRYING") == 1  # one restart did it: no loop of resumes that cannot work
+    again = (await live.client.post(f"/api/v1/workers/{w['id']}/turns", json={"prompt": "second"})).json()
+    assert again["thread_id"] == new_thread
     await live.wait_status(w["id"], "IDLE")
 
 

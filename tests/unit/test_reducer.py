@@ -76,6 +76,28 @@ class TestRules:
         assert s.signals[f"disconnected:{WORKERS[0]}"].is_open
         assert s.threads["th-11"].status == "failed"
 
+    def test_lost_thread_fails_it_and_raises_failed_naming_the_new_thread(self) -> None:
+        s = replay([agent(1, "turn.started", turn_id="t1", prompt="port the parser"),
+                    agent(2, "agent.exited", returncode=-9, expected=False),
+                    Ev(3, WS[0], "thread.lost", "thread", "th-11",
+                       {"worker_id": WORKERS[0], "thread_id": "th-11", "new_thread_id": "th-new-0001",
+                        "error": "No conversation found", "turn_interrupted": True}),
+                    agent(4, "thread.started", thread_id="th-new-0001")])
+        sig = s.signals["failed:th-11:lost"]
+        assert sig.is_open and sig.kind == "failed" and sig.worker_id == WORKERS[0]
+        assert "th-new-0" in sig.title and sig.context["turn_interrupted"] is True
+        assert sig.context["task"] == "port the parser" and "No conversation" in sig.context["error"]
+        assert s.threads["th-11"].status == "failed" and s.worker_threads[WORKERS[0]] == "th-new-0001"
+
+    def test_restart_limit_raises_failed_until_the_worker_runs_again(self) -> None:
+        s = replay([agent(1, "thread.started"),
+                    Ev(2, WS[0], "worker.restart_exhausted", "worker", WORKERS[0],
+                       {"restarts": 5, "window_s": 600, "last_error": "spawn failed"})])
+        sig = s.signals[f"failed:{WORKERS[0]}:restarts"]
+        assert sig.is_open and "spawn failed" in sig.title and sig.thread_id == "th-11"
+        reduce(s, Ev(3, WS[0], "worker.state_changed", "worker", WORKERS[0], {"to": "IDLE"}))
+        assert not s.signals[f"failed:{WORKERS[0]}:restarts"].is_open
+
     def test_expected_exit_is_quiet(self) -> None:
         s = replay([agent(1, "thread.started"), agent(2, "agent.exited", expected=True)])
         assert s.signals == {}
@@ -114,6 +136,9 @@ def _event_strategy() -> st.SearchStrategy[tuple[str, str, str, dict[str, Any]]]
                   worker),
         st.builds(lambda k, w: ("signal", f"{k}:th-{w[-2:]}", "signal.acked", {"by": "x"}),
                   st.sampled_from(["stalled"]), worker),
+        st.builds(lambda w: ("thread", f"th-{w[-2:]}", "thread.lost",
+                             {"worker_id": w, "thread_id": f"th-{w[-2:]}", "new_thread_id": "th-new"}), worker),
+        st.builds(lambda w: ("worker", w, "worker.restart_exhausted", {"restarts": 3}), worker),
         st.builds(lambda w: ("worker", w, "plan.updated", {"steps": [{"step": "a", "status": "pending"}]}), worker),
     )
 

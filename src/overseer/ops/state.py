@@ -238,7 +238,7 @@ def _clip(text: Any, n: int = TASK_MAX) -> str | None:
 _STATEFUL_TYPES = frozenset({
     "thread.started", "turn.started", "plan.updated", "item.started", "approval.requested", "question.requested",
     "approval.decided", "approval.expired", "question.answered", "question.expired", "turn.completed",
-    "agent.exited", "worker.state_changed"})
+    "agent.exited", "worker.state_changed", "worker.restart_exhausted", "thread.lost"})
 """Event types ``reduce`` does more for than mark activity (the branches below); every other type of a
 worker/approval/question/thread entity only counts as liveness."""
 
@@ -360,6 +360,25 @@ def reduce(state: OpsState, ev: EventLike) -> OpsState:
                thread_id=tid, worker_id=worker_id)
     elif t == "worker.state_changed" and p.get("to") in ("RUNNING", "IDLE") and worker_id:
         _settle(state, ev, f"disconnected:{worker_id}")
+        _settle(state, ev, f"failed:{worker_id}:restarts")
+    elif t == "worker.restart_exhausted" and worker_id:
+        _raise(state, ev, f"failed:{worker_id}:restarts", "failed",
+               _clip(f"Restart limit reached: {p.get('last_error') or 'the agent keeps failing'}", 200) or "",
+               {"error": _clip(p.get("last_error"), 2000), "restarts": p.get("restarts"),
+                "window_s": p.get("window_s"), "worker_id": worker_id,
+                "task": th.current_task if th else None, "since": ev.created_at.isoformat()},
+               thread_id=tid, worker_id=worker_id)
+    elif t == "thread.lost" and th is not None:
+        # The agent had no saved conversation for this thread (killed before it saved it): the worker
+        # goes on in ``new_thread_id`` without this thread's context (runtime.workers._attach_thread).
+        th.status = "failed"
+        th.active_turn_id = None
+        new = str(p.get("new_thread_id") or "")
+        _raise(state, ev, f"failed:{th.thread_id}:lost", "failed",
+               f"Conversation lost: the agent had not saved it; continuing in new thread {new[:8]}",
+               {"error": _clip(p.get("error"), 2000), "new_thread_id": new or None,
+                "turn_interrupted": bool(p.get("turn_interrupted")), "task": th.current_task,
+                "since": ev.created_at.isoformat()}, thread_id=th.thread_id, worker_id=worker_id)
     return state
 
 

@@ -100,6 +100,21 @@ class AgentError(Exception):
     """An agent could not do what was asked (spawn failed, request failed, process gone)."""
 
 
+class ThreadNotFound(AgentError):
+    """The agent has no saved conversation for ``thread_id``, so it cannot be resumed.
+
+    Raised by ``start_thread(resume_thread_id=...)``: Codex answers ``thread/resume`` with "no rollout
+    found for thread id" (JSON-RPC -32600); Claude Code exits with "No conversation found with session
+    ID" on ``--resume``. It happens when an agent is killed before it saved the thread: Claude Code
+    writes its transcript up to ~0.1 s *after* it reports the turn's result (measured on 2.1.197
+    under load), or when the agent's home was wiped.
+    """
+
+    def __init__(self, message: str, *, thread_id: str) -> None:
+        super().__init__(message)
+        self.thread_id = thread_id
+
+
 class AgentBinaryError(AgentError):
     """The configured agent binary is missing or unusable; ``setting`` names the setting to fix."""
 

@@ -41,7 +41,8 @@ def signal_kind(ev: PublishedEvent) -> str | None:
         return "needs_approval"
     if t == "question.requested":
         return "needs_input"
-    if (t == "turn.completed" and ev.payload.get("status") == "failed") or t == "worker.restart_exhausted":
+    if ((t == "turn.completed" and ev.payload.get("status") == "failed") or t == "worker.restart_exhausted"
+            or t == "thread.lost"):
         return "failed"
     if t == "health.stalled":
         return "stalled"
@@ -57,6 +58,8 @@ def describe(kind: str, ev: PublishedEvent) -> str:
     if kind == "needs_input":
         qs = p.get("questions") or [{}]
         return f"Question: {qs[0].get('question', '?')}"
+    if ev.event_type == "thread.lost":
+        return f"Conversation lost: the agent had not saved thread {p.get('thread_id')}; continuing in a new thread"
     if kind == "failed":
         return f"Failed: {p.get('error') or p.get('last_error') or 'restart limit reached'}"
     return kind.replace("_", " ").capitalize()

@@ -54,6 +54,7 @@ from overseer.runtime.agent import (
     AgentSession,
     ApprovalDecision,
     EventSink,
+    ThreadNotFound,
 )
 from overseer.workers import states
 from overseer.workers.models import Worker, WorkerStatus
@@ -348,9 +349,11 @@ class WorkerManager:
                 # spawned process has no thread loaded, so it resumes it first.
                 target = thread_id or live.thread_id or known_thread
                 if target is None or target != live.thread_id:
-                    live.thread_id = await live.session.start_thread(resume_thread_id=target)
+                    await self._attach_thread(worker_id, live, target, turn_interrupted=False)
+                thread = live.thread_id
+                assert thread is not None  # _attach_thread set it
                 live.prompt = prompt
-                turn_id = await live.session.start_turn(live.thread_id, prompt, model=model, effort=effort)
+                turn_id = await live.session.start_turn(thread, prompt, model=model, effort=effort)
                 live.turn_id = turn_id
         except Exception as exc:
             await self._turn_failed_to_start(worker_id, exc)
@@ -363,9 +366,40 @@ class WorkerManager:
             await session.execute(
                 update(Worker)
                 .where(Worker.id == worker_id)
-                .values(thread_id=live.thread_id, active_turn_id=turn_id)
+                .values(thread_id=thread, active_turn_id=turn_id)
             )
-        return live.thread_id, turn_id
+        return thread, turn_id
+
+    async def _attach_thread(self, worker_id: uuid.UUID, live: LiveAgent, target: str | None, *,
+                             turn_interrupted: bool) -> str | None:
+        """Load ``target`` into ``live``'s process (resume it), or a new thread when ``target`` is None.
+
+        When the agent has no saved conversation for ``target`` (:class:`ThreadNotFound`: it was killed
+        before saving it, or its home was wiped) a new thread is started instead, the worker's
+        ``thread_id`` moves to it and a ``thread.lost`` event (entity: the lost thread; payload
+        ``worker_id``, ``thread_id``, ``new_thread_id``, ``error``, ``turn_interrupted``) raises a
+        ``failed`` signal, so the person learns the agent lost that context. Returns the lost thread id,
+        or None. Caller holds ``live.lock``. Raises AgentError for any other refusal.
+        """
+        if target is None:
+            live.thread_id = await live.session.start_thread()
+            return None
+        try:
+            live.thread_id = await live.session.start_thread(resume_thread_id=target)
+            return None
+        except ThreadNotFound as exc:
+            error = str(exc)
+        log.warning("worker %s: thread %s cannot be resumed (%s); starting a new thread", worker_id, target, error)
+        live.thread_id = await live.session.start_thread()
+        async with self.db.session() as session:
+            worker = await _lock_worker(session, worker_id)
+            worker.thread_id = live.thread_id
+            event_log.defer(session, workspace_id=worker.workspace_id, event_type="thread.lost",
+                            entity_type="thread", entity_id=target,
+                            payload={"worker_id": str(worker_id), "thread_id": target,
+                                     "new_thread_id": live.thread_id, "agent_kind": worker.kind,
+                                     "error": error[:2000], "turn_interrupted": turn_interrupted})
+        return target
 
     async def _turn_failed_to_start(self, worker_id: uuid.UUID, exc: BaseException) -> None:
         async with self.db.session() as session:
@@ -554,9 +588,10 @@ class WorkerManager:
             await states.transition(session, worker, S.RETRYING, reason=f"restart #{attempt} by policy")
         try:
             live = await self.launch(worker_id)
+            lost = None
             if thread_id:
                 async with live.lock:
-                    live.thread_id = await live.session.start_thread(resume_thread_id=thread_id)
+                    lost = await self._attach_thread(worker_id, live, thread_id, turn_interrupted=resume_turn)
         except Exception as exc:
             log.warning("restart of worker %s failed: %s", worker_id, exc)
             await self.mark_failed(worker_id, reason=f"restart #{attempt} failed: {exc}")
@@ -567,8 +602,10 @@ class WorkerManager:
             if worker.status != S.RETRYING:
                 return
             worker.last_error = None
-            await states.transition(session, worker, S.IDLE, reason=f"restarted; thread {thread_id or '-'} resumed")
-        if resume_turn and thread_id:
+            outcome = (f"thread {thread_id} lost, new thread {live.thread_id}" if lost
+                       else f"thread {thread_id or '-'} resumed")
+            await states.transition(session, worker, S.IDLE, reason=f"restarted; {outcome}")
+        if resume_turn and thread_id and not lost:  # a new thread has nothing to continue
             with contextlib.suppress(Exception):
                 await self.send_turn(worker_id, self.settings.resume_prompt, thread_id=thread_id,
                                      reason="continuing the turn the crash interrupted")

@@ -118,6 +118,7 @@ from overseer.runtime.agent import (
     AgentKind,
     ApprovalDecision,
     EventSink,
+    ThreadNotFound,
     require_supported_version,
 )
 from overseer.runtime.process import AgentProcess, ProcessExit
@@ -297,8 +298,8 @@ class ClaudeSession:
         """Claim the fresh session, or respawn for a new one, or respawn with ``--resume``.
 
         Returns the session id and emits ``thread.started`` ``{"resumed": bool}``. Raises AgentError
-        while a turn runs, after :meth:`stop`, for a resume id that is not a UUID, or when the CLI
-        cannot resume it ("No conversation found").
+        while a turn runs, after :meth:`stop`, or for a resume id that is not a UUID; ThreadNotFound
+        when the CLI has no saved conversation for it ("No conversation found with session ID").
         """
         async with self._lock:
             return await self._start_thread(resume_thread_id)
@@ -523,6 +524,8 @@ class ClaudeSession:
         except AgentError as exc:
             await proc.terminate(grace_s=1.0)
             what = f"resume session {resume_id}" if resume_id else "start"
+            if resume_id and "No conversation found" in str(exc):
+                raise ThreadNotFound(f"claude could not {what}: {exc}", thread_id=resume_id) from exc
             raise AgentError(f"claude could not {what}: {exc}") from exc
         self._ready_gen = gen
         self._fresh = resume_id is None

@@ -68,6 +68,7 @@ from overseer.runtime.agent import (
     AgentKind,
     ApprovalDecision,
     EventSink,
+    ThreadNotFound,
     require_supported_version,
 )
 from overseer.runtime.process import AgentProcess, ProcessExit
@@ -273,15 +274,22 @@ class CodexSession:
 
     async def start_thread(self, *, resume_thread_id: str | None = None) -> str:
         """``thread/start``, or ``thread/resume`` (``excludeTurns: true``) to continue a thread whose
-        rollout is in CODEX_HOME (works after a process restart). Returns the thread id."""
+        rollout is in CODEX_HOME (works after a process restart). Returns the thread id. Raises
+        ThreadNotFound when Codex has no rollout for ``resume_thread_id``, AgentError otherwise."""
         approval, sandbox = ACCESS_MODES[self.config.access_mode]
         params: dict[str, Any] = {"cwd": self.config.cwd, "approvalPolicy": approval, "sandbox": sandbox}
         if self.config.model:
             params["model"] = self.config.model
         if resume_thread_id:
             self._resuming.add(resume_thread_id)
-            result = await self.rpc.request("thread/resume", {
-                "threadId": resume_thread_id, "excludeTurns": True, **params})
+            try:
+                result = await self.rpc.request("thread/resume", {
+                    "threadId": resume_thread_id, "excludeTurns": True, **params})
+            except RpcError as exc:
+                self._resuming.discard(resume_thread_id)
+                if "no rollout found" in str(exc):
+                    raise ThreadNotFound(str(exc), thread_id=resume_thread_id) from exc
+                raise
         else:
             result = await self.rpc.request("thread/start", params)
         thread = _get(result, "thread") or {}
