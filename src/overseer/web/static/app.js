@@ -18,7 +18,7 @@
   const KNOWN_EVENTS = ['turn.started', 'turn.completed', 'item.started', 'item.completed', 'approval.requested',
     'approval.decided', 'approval.expired', 'approval.resolved', 'approval.timed_out', 'question.requested',
     'question.answered', 'question.expired', 'worker.created', 'worker.state_changed', 'agent.ready',
-    'agent.exited', 'thread.started', 'plan.updated', 'health.stalled', 'health.workspace_stale',
+    'agent.exited', 'thread.started', 'thread.lost', 'worker.restart_exhausted', 'plan.updated', 'health.stalled', 'health.workspace_stale',
     'health.disconnected', 'signal.acked', 'dispatch.executed', 'workspace.created', 'supervisor.created',
     'supervisor.updated', 'supervisor.deleted', 'supervisor.started', 'supervisor.paused', 'supervisor.resumed',
     'supervisor.stopped', 'supervisor.failed', 'supervisor.recovered', 'supervisor.unresponsive', 'team.created',
@@ -397,6 +397,11 @@
         text = p.expected ? 'agent stopped' : `agent exited unexpectedly${p.returncode != null ? ` (code ${p.returncode})` : ''}`;
         break;
       case 'thread.started': text = p.resumed ? 'thread resumed' : 'thread started'; break;
+      case 'thread.lost':
+        sev = 'failed';
+        text = `conversation lost (the agent had not saved it); continuing in thread ${String(p.new_thread_id || '?').slice(0, 8)}`;
+        break;
+      case 'worker.restart_exhausted': sev = 'failed'; text = `restart limit reached (${p.restarts ?? '?'} restarts)${p.last_error ? `: ${p.last_error}` : ''}`; break;
       case 'turn.started': text = `▶ ${p.prompt || 'turn started'}`; break;
       case 'turn.completed':
         sev = p.status === 'failed' ? 'failed' : (p.status === 'completed' ? 'ok' : '');
