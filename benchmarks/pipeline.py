@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import datetime as dt
 import io
@@ -155,7 +156,8 @@ class Result:
 
 
 async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch: int, chunk: int,
-                       profile: cProfile.Profile | None, phases: bool = False, probe: bool = False) -> Result:
+                       profile: cProfile.Profile | None, phases: bool = False, probe: bool = False,
+                       probe_writes: bool = False) -> Result:
     tmp = tempfile.mkdtemp(prefix="overseer-bench-data-")
     settings = Settings(database_url=url, data_dir=Path(tmp), jwt_secret=C.JWT_KEY)  # type: ignore[arg-type]
     # the database as the app's lifespan opens it (incl. the background WAL checkpointer on SQLite)
@@ -214,7 +216,22 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
             read_ms.append((time.perf_counter() - t) * 1000)
             await asyncio.sleep(0.005)
 
+    write_ms: list[float] = []
+
+    async def probe_writes() -> None:  # a person's small write every 20 ms (e.g. deciding an approval)
+        wid = worker_ids[0]
+        n = 0
+        while True:
+            t = time.perf_counter()
+            async with db.session() as s:  # the normal session: lock the row, change it, commit
+                w = (await s.execute(select(Worker).where(Worker.id == wid).with_for_update())).scalar_one()
+                n += 1
+                w.name = f"w0-{n}"
+            write_ms.append((time.perf_counter() - t) * 1000)
+            await asyncio.sleep(0.02)
+
     prober = asyncio.create_task(probe_reads()) if probe else None
+    write_prober = asyncio.create_task(probe_writes()) if probe_writes else None
 
     # One adapter + connection per worker, wired exactly as CodexSession.start() wires them.
     conns: list[JsonRpcConnection] = []
@@ -274,6 +291,13 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
         prober.cancel()
         q = sorted(read_ms)
         print(f"    probe reads during the run: n={len(q)}, p50 {q[len(q) // 2]:.1f} ms, p99 "
+              f"{q[min(len(q) - 1, int(len(q) * 0.99))]:.1f} ms, max {q[-1]:.1f} ms", flush=True)
+    if write_prober is not None:
+        write_prober.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await write_prober
+        q = sorted(write_ms) or [float("nan")]
+        print(f"    probe writes during the run: n={len(write_ms)}, p50 {q[len(q) // 2]:.1f} ms, p99 "
               f"{q[min(len(q) - 1, int(len(q) * 0.99))]:.1f} ms, max {q[-1]:.1f} ms", flush=True)
     for c in conns:
         await c.close()
@@ -382,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--probe-reads", action="store_true",
                     help="during each run, time a small read through the normal (threaded) sessions every 5 ms, "
                          "as an API request would make, and print its p50/p99/max (the readers' latency under a burst)")
+    ap.add_argument("--probe-writes", action="store_true",
+                    help="during each run, time a small write through Database.session() (lock a worker row, "
+                         "change it, commit; what a person's approval decision does) every 20 ms, and print "
+                         "its p50/p99/max (a writer's latency under a burst)")
     ap.add_argument("--stream", type=Path, default=STREAM)
     ap.add_argument("--profile", choices=["none", "cprofile"], default="none",
                     help="cProfile the Overseer path of the first SQLite run; prints the top functions")
@@ -417,7 +445,8 @@ def main(argv: list[str] | None = None) -> int:
             async def one_run(prof: cProfile.Profile | None = prof, backend: str = backend) -> tuple[Result, Result]:
                 async with C.bench_database(backend) as url:
                     o = await overseer_run(url, copies, workers=args.workers, batch=args.batch, phases=args.phases,
-                                           chunk=args.chunk, profile=prof, probe=args.probe_reads)
+                                           chunk=args.chunk, profile=prof, probe=args.probe_reads,
+                                           probe_writes=args.probe_writes)
                 async with C.bench_database(backend, migrate=False) as url:
                     if backend == "sqlite":
                         b = baseline_sqlite(C.sqlite_path(url), copies, args.batch)

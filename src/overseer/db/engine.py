@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, text
@@ -43,6 +45,11 @@ def json_dumps(value: Any) -> str:
 _json_dumps = json_dumps
 
 
+_BACKGROUND_CHECKPOINT: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+"""``make_engine``'s ``background_checkpoint`` per (sync) engine: the inline engine derived from it
+by :class:`Database` uses the same WAL threshold."""
+
+
 def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = False,
                 background_checkpoint: bool = False, inline: bool = False) -> AsyncEngine:
     """Create the async engine; on SQLite enable WAL, foreign keys and a busy timeout per connection.
@@ -62,6 +69,7 @@ def make_engine(url: str, *, sqlite_busy_timeout_ms: int = 5000, echo: bool = Fa
     else:
         kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20)
     engine = create_async_engine(url, **kwargs)
+    _BACKGROUND_CHECKPOINT[engine.sync_engine] = background_checkpoint
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -94,6 +102,9 @@ class Database:
         not apply)."""
         self._inline_engine: AsyncEngine | None = None
         self._inline_checked = False
+        self.write_lock = asyncio.Lock()
+        """Held by an inline SQLite writer (:meth:`session`, :meth:`ingest_session`) from before its
+        ``BEGIN IMMEDIATE`` to after its commit: this process's writers take turns in FIFO order."""
         self.busy_timeout_s = busy_timeout_s
         """How long :meth:`ingest_session` waits for the write lock: pass the engine's busy timeout
         (``make_engine(sqlite_busy_timeout_ms=...)``), as the app does."""
@@ -104,19 +115,36 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """One unit of work: commit on success, roll back on error, then publish the outbox."""
-        async with self._unit_of_work(self.sessionmaker, immediate=False) as session:
+        """One unit of work: commit on success, roll back on error, then publish the outbox.
+
+        On a file-backed SQLite database it is an *inline writer* (as :meth:`ingest_session`): its
+        statements run on the event loop's thread (``db/inline.py``) inside ``BEGIN IMMEDIATE``, after
+        this process's other inline writers (FIFO, :attr:`write_lock`). Through aiosqlite's thread a
+        person's small write waited p50 274-582 ms during an ingest burst (that thread starved of the
+        GIL by the busy loop; ``pipeline.py --probe-writes``). A session opened inside another
+        session of the same task (which holds the write lock) uses aiosqlite's thread, as before; a
+        task started inside a session waits its turn (awaiting it there waits for the lock its
+        starter holds, up to the busy timeout).
+        Raises ``sqlalchemy.exc.OperationalError`` ("database is locked") when the write lock is
+        not had within the busy timeout."""
+        maker = self._inline_maker()
+        if maker is None or _nested_in_writer():
+            maker, immediate = self.sessionmaker, False
+        else:
+            immediate = True
+        async with self._unit_of_work(maker, immediate=immediate) as session:
             yield session
 
     @asynccontextmanager
     async def ingest_session(self) -> AsyncIterator[AsyncSession]:
         """The agent-event ingest's unit of work: :meth:`session`'s contract. On a file-backed SQLite
         database its statements run on the event loop's thread (``db/inline.py``) inside ``BEGIN
-        IMMEDIATE``: the write lock is taken first (waiting for another writer by yielding to the loop,
-        up to the busy timeout; then ``OperationalError``), so no later statement can wait on a lock."""
+        IMMEDIATE``: the write lock is taken first (this process's writers in FIFO order, then
+        SQLite's lock, waiting for another process's writer by yielding to the loop, up to the busy
+        timeout; then ``OperationalError``), so no later statement can wait on a lock."""
         maker = self._inline_maker()
-        if maker is None:
-            async with self.session() as session:
+        if maker is None or _nested_in_writer():
+            async with self._unit_of_work(self.sessionmaker, immediate=False) as session:
                 yield session
             return
         async with self._unit_of_work(maker, immediate=True) as session:
@@ -127,27 +155,43 @@ class Database:
             self._inline_checked = True
             url = self.engine.url.render_as_string(hide_password=False)
             if sqlite_file_path(url) is not None:  # not PostgreSQL, nor in-memory SQLite (one per connection)
-                self._inline_engine = make_engine(url, inline=True, background_checkpoint=True)
+                # the WAL threshold of the engine's own connections (raised only where a checkpointer runs)
+                background = _BACKGROUND_CHECKPOINT.get(self.engine.sync_engine, False)
+                self._inline_engine = make_engine(url, inline=True, background_checkpoint=background)
                 self._inline = async_sessionmaker(self._inline_engine, expire_on_commit=False, autoflush=False)
         return self._inline
 
     @asynccontextmanager
     async def _unit_of_work(self, maker: async_sessionmaker[AsyncSession], *, immediate: bool
                             ) -> AsyncIterator[AsyncSession]:
-        async with maker() as session:
-            if immediate:
-                await _begin_immediate(session, self.busy_timeout_s)
-            try:
-                yield session
-                await self._before_commit(session)
-                await session.commit()
-            except BaseException:
-                await session.rollback()
-                if session.info.get(OUTBOX_KEY):
-                    for fn in self.on_rollback:
-                        fn()
-                raise
-            outbox = session.info.pop(OUTBOX_KEY, None)
+        token = None
+        if immediate:  # an inline writer: this process's writers queue here, in order (no polling)
+            try:  # not asyncio.wait_for: on 3.11 it can swallow a cancellation that lands as the lock is granted
+                async with asyncio.timeout(self.busy_timeout_s):
+                    await self.write_lock.acquire()
+            except TimeoutError:
+                raise OperationalError("BEGIN IMMEDIATE", None, Exception(  # type: ignore[arg-type]
+                    f"database is locked: no write lock within {self.busy_timeout_s} s")) from None
+            token = _INLINE_WRITER.set(asyncio.current_task())
+        try:
+            async with maker() as session:
+                if immediate:
+                    await _begin_immediate(session, self.busy_timeout_s)
+                try:
+                    yield session
+                    await self._before_commit(session)
+                    await session.commit()
+                except BaseException:
+                    await session.rollback()
+                    if session.info.get(OUTBOX_KEY):
+                        for fn in self.on_rollback:
+                            fn()
+                    raise
+                outbox = session.info.pop(OUTBOX_KEY, None)
+        finally:
+            if token is not None:
+                _INLINE_WRITER.reset(token)
+                self.write_lock.release()
         if outbox:
             self.bus.publish_many(outbox)
 
@@ -229,4 +273,12 @@ async def _begin_immediate(session: AsyncSession, timeout_s: float) -> None:
 
 
 _BEGIN_IMMEDIATE = text("BEGIN IMMEDIATE")
+_INLINE_WRITER: ContextVar[asyncio.Task[Any] | None] = ContextVar("overseer_inline_writer", default=None)
+"""The task that holds :attr:`Database.write_lock` in this context (tasks started inside a unit of work
+inherit it): a session opened by that same task must not wait for the lock it holds itself."""
+
+
+def _nested_in_writer() -> bool:
+    holder = _INLINE_WRITER.get()
+    return holder is not None and holder is asyncio.current_task()
 _BEGIN_DEFERRED = text("BEGIN")

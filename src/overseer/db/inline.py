@@ -19,8 +19,12 @@ thread, not on the loop.
 ``Database.read_session`` uses these connections too, inside a deferred ``BEGIN`` (one snapshot; in WAL
 mode a reader never waits for the writer). With the ingest inline the loop is busy for whole batches,
 and a read through aiosqlite's thread starved: p50 ~150 ms during a burst, against 5-20 ms inline
-(``pipeline.py --probe-reads``). Writers outside the ingest (``Database.session``) stay threaded: they
-may hold their transaction across awaits, so their lock waits must not block the loop.
+(``pipeline.py --probe-reads``). So did a write: ``Database.session`` through aiosqlite's thread took
+p50 182-582 ms during a burst, inline p50 8-22 ms (``pipeline.py --probe-writes``), so it is inline too,
+with ``BEGIN IMMEDIATE`` after an in-process FIFO lock (``Database.write_lock``): a write session may
+hold its transaction across awaits, and the other writers then wait on that lock (yielding), never on
+SQLite's (which would block the loop). Only a session opened inside a write session by the same task
+keeps aiosqlite's thread (it must not wait for its own caller's lock).
 """
 
 from __future__ import annotations

@@ -264,10 +264,34 @@ class TestSweepArithmetic:
         clock.advance(settings.supervisor_heartbeat_interval_s * 10)
         read = repository.supervisors_in
 
+        async def beat() -> S | None:
+            async with db.session() as other:
+                return await service.heartbeat(other, supervisor_id=sid, settings=settings, clock=clock)
+
+        if db.dialect == "sqlite":
+            # A unit of work on SQLite holds the write lock from its start (Database.session: BEGIN
+            # IMMEDIATE, this process's writers in turn), so no heartbeat can land between the sweep's
+            # read and its write: it waits, then finds the supervisor UNRESPONSIVE and recovers it.
+            beats: list[asyncio.Task[S | None]] = []
+
+            async def read_then_a_heartbeat_waits(session: Any, statuses: frozenset[str]) -> list[Supervisor]:
+                rows = await read(session, statuses)
+                beats.append(asyncio.create_task(beat()))
+                await asyncio.sleep(0.1)
+                assert not beats[0].done()  # waiting for the sweep's transaction
+                return rows
+
+            monkeypatch.setattr(repository, "supervisors_in", read_then_a_heartbeat_waits)
+            async with db.session() as session:
+                assert await service.sweep(session, settings=settings, clock=clock) == [sid]
+            assert await asyncio.wait_for(beats[0], 5) == S.ACTIVE
+            assert (await load(db, sid)).status == S.ACTIVE
+            assert (await event_types(db, sid))[-2:] == ["supervisor.unresponsive", "supervisor.recovered"]
+            return
+
         async def read_then_a_heartbeat_lands(session: Any, statuses: frozenset[str]) -> list[Supervisor]:
             rows = await read(session, statuses)
-            async with db.session() as other:
-                await service.heartbeat(other, supervisor_id=sid, settings=settings, clock=clock)
+            await beat()  # PostgreSQL: another connection's write between the sweep's read and write
             return rows
 
         monkeypatch.setattr(repository, "supervisors_in", read_then_a_heartbeat_lands)
