@@ -109,8 +109,9 @@ class SupervisorAgent:
             await self._sleep(self._settings.supervisor_heartbeat_interval_s)
 
     async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        with contextlib.suppress(TimeoutError):  # asyncio.timeout: 3.11's wait_for can swallow a cancel
+            async with asyncio.timeout(seconds):
+                await self._wake.wait()
         self._wake.clear()
 
     async def _mark_failed(self, exc: Exception) -> None:
@@ -200,8 +201,9 @@ class SupervisorManager:
 
     async def _sweep_loop(self) -> None:
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.settings.supervisor_heartbeat_interval_s)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: 3.11's wait_for can swallow a cancel
+                async with asyncio.timeout(self.settings.supervisor_heartbeat_interval_s):
+                    await self._stopping.wait()
             if self._stopping.is_set():
                 return
             try:
