@@ -218,7 +218,7 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
 
     write_ms: list[float] = []
 
-    async def probe_writes() -> None:  # a person's small write every 20 ms (e.g. deciding an approval)
+    async def write_probe() -> None:  # a person's small write every 20 ms (e.g. deciding an approval)
         wid = worker_ids[0]
         n = 0
         while True:
@@ -231,7 +231,7 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
             await asyncio.sleep(0.02)
 
     prober = asyncio.create_task(probe_reads()) if probe else None
-    write_prober = asyncio.create_task(probe_writes()) if probe_writes else None
+    write_prober = asyncio.create_task(write_probe()) if probe_writes else None
 
     # One adapter + connection per worker, wired exactly as CodexSession.start() wires them.
     conns: list[JsonRpcConnection] = []
