@@ -207,7 +207,7 @@ async def overseer_run(url: str, copies: list[list[str]], *, workers: int, batch
     drainer = asyncio.create_task(drain())
     read_ms: list[float] = []
 
-    async def probe_reads() -> None:  # an API-like small read every 5 ms, through the normal sessions
+    async def probe_reads() -> None:  # an API-like small read every 5 ms, through Database.read_session()
         stmt = select(func.count()).select_from(Worker)
         while True:
             t = time.perf_counter()
@@ -404,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--phases", action="store_true", help="run normalization, then ingest, one after the other, "
                     "and print the cost of each (the events/s figure is then of the sequential run)")
     ap.add_argument("--probe-reads", action="store_true",
-                    help="during each run, time a small read through the normal (threaded) sessions every 5 ms, "
+                    help="during each run, time a small read through Database.read_session() every 5 ms, "
                          "as an API request would make, and print its p50/p99/max (the readers' latency under a burst)")
     ap.add_argument("--probe-writes", action="store_true",
                     help="during each run, time a small write through Database.session() (lock a worker row, "
