@@ -106,7 +106,7 @@ class Database:
         """Held by an inline SQLite writer (:meth:`session`, :meth:`ingest_session`) from before its
         ``BEGIN IMMEDIATE`` to after its commit: this process's writers take turns in FIFO order."""
         self.busy_timeout_s = busy_timeout_s
-        """How long :meth:`ingest_session` waits for the write lock: pass the engine's busy timeout
+        """How long an inline writer (:meth:`session`) waits for the write lock: pass the engine's busy timeout
         (``make_engine(sqlite_busy_timeout_ms=...)``), as the app does."""
 
     @property
@@ -120,7 +120,7 @@ class Database:
         On a file-backed SQLite database it is an *inline writer* (as :meth:`ingest_session`): its
         statements run on the event loop's thread (``db/inline.py``) inside ``BEGIN IMMEDIATE``, after
         this process's other inline writers (FIFO, :attr:`write_lock`). Through aiosqlite's thread a
-        person's small write waited p50 274-582 ms during an ingest burst (that thread starved of the
+        person's small write waited p50 182-582 ms during an ingest burst (that thread starved of the
         GIL by the busy loop; ``pipeline.py --probe-writes``). A session opened inside another
         session of the same task (which holds the write lock) uses aiosqlite's thread, as before; a
         task started inside a session waits its turn (awaiting it there waits for the lock its
@@ -137,17 +137,11 @@ class Database:
 
     @asynccontextmanager
     async def ingest_session(self) -> AsyncIterator[AsyncSession]:
-        """The agent-event ingest's unit of work: :meth:`session`'s contract. On a file-backed SQLite
-        database its statements run on the event loop's thread (``db/inline.py``) inside ``BEGIN
-        IMMEDIATE``: the write lock is taken first (this process's writers in FIFO order, then
-        SQLite's lock, waiting for another process's writer by yielding to the loop, up to the busy
-        timeout; then ``OperationalError``), so no later statement can wait on a lock."""
-        maker = self._inline_maker()
-        if maker is None or _nested_in_writer():
-            async with self._unit_of_work(self.sessionmaker, immediate=False) as session:
-                yield session
-            return
-        async with self._unit_of_work(maker, immediate=True) as session:
+        """The agent-event ingest's unit of work: :meth:`session` (on a SQLite file its ``BEGIN
+        IMMEDIATE`` is taken first, after this process's other writers, then SQLite's lock, waiting for
+        another process's writer by yielding to the loop; so no later statement can wait on a lock).
+        Kept as its own name: the ingest relies on that, and reads as such."""
+        async with self.session() as session:
             yield session
 
     def _inline_maker(self) -> async_sessionmaker[AsyncSession] | None:
