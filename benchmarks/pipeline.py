@@ -22,7 +22,10 @@ BASELINE: the same lines, ``json.loads`` + ``json.dumps(params)`` and an insert 
 ``--batch`` rows (``sqlite3`` executemany; ``asyncpg`` executemany on PostgreSQL).
 
     .venv/bin/python benchmarks/pipeline.py [--events 50000] [--runs 3] [--pg/--no-pg]
-        [--batch 500] [--workers 4] [--loop uvloop|asyncio] [--profile cprofile]
+        [--batch 500] [--workers 4] [--loop uvloop|asyncio] [--profile cprofile] [--gc server|default]
+
+The process's garbage collector is set as ``overseer serve`` sets it (``overseer.gctune``) unless
+``--gc default``: both the Overseer runs and the baseline run under it.
 """
 
 from __future__ import annotations
@@ -410,6 +413,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="during each run, time a small write through Database.session() (lock a worker row, "
                          "change it, commit; what a person's approval decision does) every 20 ms, and print "
                          "its p50/p99/max (a writer's latency under a burst)")
+    ap.add_argument("--gc", choices=["server", "default"], default="server",
+                    help="the garbage collector as `overseer serve` sets it (overseer.gctune: start-up heap frozen, "
+                         "thresholds raised; OVERSEER_GC_TUNING) or CPython's defaults")
     ap.add_argument("--stream", type=Path, default=STREAM)
     ap.add_argument("--profile", choices=["none", "cprofile"], default="none",
                     help="cProfile the Overseer path of the first SQLite run; prints the top functions")
@@ -434,7 +440,12 @@ def main(argv: list[str] | None = None) -> int:
         "replay": f"{n_copies} copies = {n_copies * len(lines):,} lines, ~{n_copies * per_copy:,} agent events, "
                   f"{args.workers} workers/workspaces, batch_max={args.batch}, chunk={args.chunk} lines/yield",
         "loop": args.loop, "runs": args.runs, "logging": "INFO to /dev/null" if args.log_info else "WARNING",
+        "gc": "as `overseer serve` (overseer.gctune)" if args.gc == "server" else "CPython's defaults",
     })
+    if args.gc == "server":  # as `overseer serve` does once its app is built, before any load
+        from overseer.gctune import tune_for_server
+
+        tune_for_server()
     table: list[tuple[str, ...]] = []
     for backend in C.backends(args.pg):
         ov: list[Result] = []

@@ -61,8 +61,12 @@ def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[in
     if port:
         settings.port = port
     configure_logging(log_level)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level,
-                timeout_graceful_shutdown=10)
+    app = create_app(settings)
+    if settings.gc_tuning:
+        from overseer.gctune import tune_for_server
+
+        tune_for_server()  # after the imports and the app are built, before the load
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, timeout_graceful_shutdown=10)
 
 
 @db_app.command("upgrade")
