@@ -145,7 +145,13 @@ async def test_kill_and_restart_mid_turn_restores_state_and_resumes(server: Serv
 
         async def settled() -> Any:  # both restarted; the resumed turns ran to the end
             workers = (await c.get("/api/v1/workers")).json()["workers"]
-            return workers if all(x["status"] == "IDLE" and x["pid"] for x in workers) else None
+            if not all(x["status"] == "IDLE" and x["pid"] for x in workers):
+                return None
+            # IDLE is also the moment between the restart and the continued turn ("restarted; thread
+            # ... resumed", then RUNNING): wait for each worker's last IDLE to be its turn's end.
+            details = [(await c.get(f"/api/v1/workers/{x['id']}")).json() for x in workers]
+            ended = all((d["transitions"][-1]["reason"] or "").startswith("turn ") for d in details)
+            return workers if ended else None
         await _wait(settled, 60)
         snap = (await c.get("/api/v1/ops/snapshot")).json()
         statuses = {t["thread_id"]: t["status"] for t in snap["workspaces"][0]["threads"]}
