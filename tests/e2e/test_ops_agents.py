@@ -125,6 +125,9 @@ async def test_killed_agent_is_disconnected_then_restarted_with_its_thread(live:
     again = (await live.client.post(f"/api/v1/workers/{w['id']}/turns", json={"prompt": "second"})).json()
     assert again["thread_id"] == turn["thread_id"]
     await live.wait_status(w["id"], "IDLE")
+    threads = (await snapshot(live))["workspaces"][0]["threads"]
+    # one thread: the restart's throwaway process (Claude: a fresh session, replaced by --resume) is none
+    assert [t["thread_id"] for t in threads if t["worker_id"] == w["id"]] == [turn["thread_id"]]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -124,6 +124,8 @@ from overseer.runtime.agent import (
 from overseer.runtime.process import AgentProcess, ProcessExit
 
 logger = logging.getLogger(__name__)
+_CURRENT: Any = object()
+"""``_emit``'s default ``thread``: the live session's id."""
 
 BINARY_SETTING = "OVERSEER_CLAUDE_BIN"
 VERSION_TIMEOUT_S = 15.0
@@ -530,7 +532,9 @@ class ClaudeSession:
         self._ready_gen = gen
         self._fresh = resume_id is None
         logger.info("claude pid=%s ready (session %s%s)", proc.pid, self._session_id, ", resumed" if resume_id else "")
-        await self._emit("agent.ready", {"pid": proc.pid, "version": self.version})
+        # A fresh session is no thread until start_thread claims it: its agent.ready names none (a
+        # restart's throwaway process, replaced at once by a --resume, used to show up as an idle thread).
+        await self._emit("agent.ready", {"pid": proc.pid, "version": self.version}, thread=None if self._fresh else _CURRENT)
 
     def _reset_process_state(self) -> None:
         for fut in self._ctl.values():
@@ -879,8 +883,11 @@ class ClaudeSession:
 
     # ------------------------------------------------------------------ helpers
 
-    async def _emit(self, type_: str, payload: dict[str, Any], *, turn_id: str | None = None) -> None:
-        event = AgentEvent(type=type_, thread_id=self._session_id, turn_id=turn_id or self._turn_id, payload=payload)
+    async def _emit(self, type_: str, payload: dict[str, Any], *, turn_id: str | None = None,
+                    thread: Any = _CURRENT) -> None:
+        """Report one event under the live session's thread id (``thread=None``: under none)."""
+        thread_id = self._session_id if thread is _CURRENT else thread
+        event = AgentEvent(type=type_, thread_id=thread_id, turn_id=turn_id or self._turn_id, payload=payload)
         try:
             pending = self._sink(event)
             if pending is not None:
