@@ -24,6 +24,10 @@ them forever.
 from __future__ import annotations
 
 import gc
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from overseer.config import Settings
 
 THRESHOLDS = (10_000, 20, 20)
 """``gc.set_threshold`` arguments for the server (CPython's default: 700, 10, 10)."""
@@ -35,3 +39,11 @@ def tune_for_server() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
+
+
+def apply(settings: Settings) -> bool:
+    """:func:`tune_for_server` unless ``settings.gc_tuning`` is off; returns whether it ran. For the
+    entry points (``overseer serve``, ``overseer demo``), once their app is built."""
+    if settings.gc_tuning:
+        tune_for_server()
+    return settings.gc_tuning

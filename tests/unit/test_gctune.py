@@ -25,3 +25,11 @@ def test_it_freezes_the_start_up_heap_and_raises_the_thresholds() -> None:
     assert tuple(threshold_before) == (700, 10, 10) and frozen_before == 0  # CPython's defaults
     assert tuple(threshold_after) == THRESHOLDS
     assert frozen_after > 1000  # the lists above and the start-up heap are in the permanent generation now
+
+
+def test_apply_follows_the_setting() -> None:
+    child = ("import gc, json\nfrom overseer import gctune\nfrom overseer.config import Settings\n"
+             "ran = [gctune.apply(Settings(gc_tuning=False)), gc.get_threshold()[0],\n"
+             "       gctune.apply(Settings(gc_tuning=True)), gc.get_threshold()[0]]\nprint(json.dumps(ran))\n")
+    out = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(out.stdout) == [False, 700, True, THRESHOLDS[0]]

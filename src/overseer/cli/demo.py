@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from overseer import gctune
 from overseer.app import create_app
 from overseer.auth.tokens import create_token
 from overseer.config import REPO_ROOT, Settings
@@ -66,10 +67,7 @@ async def _demo(port: int, exit_after: float | None) -> int:
     settings = Settings(data_dir=data_dir, model_base_url=model.base_url, port=port, host="127.0.0.1",
                         database_url=None, jwt_secret=None)
     app = create_app(settings)
-    if settings.gc_tuning:  # as `overseer serve` does
-        from overseer.gctune import tune_for_server
-
-        tune_for_server()
+    gctune.apply(settings)  # as `overseer serve` does
     server = uvicorn.Server(uvicorn.Config(app, host=settings.host, port=port, log_level="warning"))
     serve_task = asyncio.create_task(server.serve())
     stop = asyncio.Event()

@@ -51,6 +51,7 @@ def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[in
     """Serve the API, the live page and the runtime (one process, embedded SQLite by default)."""
     import uvicorn
 
+    from overseer import gctune
     from overseer.app import create_app
     from overseer.config import get_settings
     from overseer.logging import configure_logging
@@ -62,10 +63,7 @@ def serve(host: Annotated[str | None, typer.Option()] = None, port: Annotated[in
         settings.port = port
     configure_logging(log_level)
     app = create_app(settings)
-    if settings.gc_tuning:
-        from overseer.gctune import tune_for_server
-
-        tune_for_server()  # after the imports and the app are built, before the load
+    gctune.apply(settings)  # after the imports and the app are built, before the load
     uvicorn.run(app, host=settings.host, port=settings.port, log_level=log_level, timeout_graceful_shutdown=10)
 
 

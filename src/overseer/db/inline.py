@@ -1,4 +1,4 @@
-"""SQLite on the event loop's own thread, for the ingest's write transaction and for read sessions.
+"""SQLite on the event loop's own thread, for every write session (the ingest's included) and read session.
 
 aiosqlite runs every call in a thread of its own: the loop hands the call over, the thread takes the
 GIL, runs it (SQLite itself without the GIL), hands the result back, and the loop wakes up. The
@@ -9,12 +9,10 @@ Running the ingest's SQLite calls directly on the loop's thread removed that: +2
 interleaved A/B of ``benchmarks/pipeline.py`` (6 pairs; median 13,399 -> 16,068 events/s).
 
 Blocking the loop is only safe if a call can never *wait*: an :class:`InlineConnection` has no busy
-timeout, and :meth:`overseer.db.engine.Database.ingest_session` starts its transaction with
-``BEGIN IMMEDIATE`` (the write lock, retried after a yield to the loop while another connection holds
-it), after which no statement of the transaction can be refused for a lock (WAL: readers never block a
-writer, and the writer holds the only write lock). The other connections (API requests, commands)
-keep aiosqlite's thread and its busy timeout: when they wait for the ingest's lock, they wait in their
-thread, not on the loop.
+timeout, and a write session (:meth:`overseer.db.engine.Database.session`, the ingest's included)
+starts its transaction with ``BEGIN IMMEDIATE`` (the write lock, retried after a yield to the loop
+while another connection holds it), after which no statement of the transaction can be refused for a
+lock (WAL: readers never block a writer, and the writer holds the only write lock).
 
 ``Database.read_session`` uses these connections too, inside a deferred ``BEGIN`` (one snapshot; in WAL
 mode a reader never waits for the writer). With the ingest inline the loop is busy for whole batches,
